@@ -1,0 +1,285 @@
+"""ClusterServices: what every Swarm node depends on, with no state on any instance that could be lost.
+
+- a private Route53 zone (or an existing one) for the internal names;
+- the cluster security group every Swarm node carries, which allows overlay traffic among nodes;
+- Consul servers (Swarm discovery and the overlay network store) that find each other by EC2 tag;
+- the private Docker registry, storing images in an encrypted, versioned S3 bucket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.internal_endpoint import InternalEndpoint, InternalEndpointArgs
+from components.rancheros_fleet import FleetSize, RancherOSFleet, RancherOSFleetArgs, RootVolume
+from components.registry_bucket import RegistryBucket, RegistryBucketArgs
+from rendering.consul_server import ConsulServerSpec, render_consul_server
+from rendering.registry import RegistrySpec, render_registry_host
+from stack_config.models import Consul, Registry
+
+CONSUL_HTTP_PORT = 8500
+CONSUL_JOIN_TAG = "consul.cluster"
+# Server RPC, LAN and WAN gossip: only Consul servers talk on these.
+CONSUL_SERVER_PORTS = (("tcp", 8300), ("tcp", 8301), ("udp", 8301), ("tcp", 8302), ("udp", 8302))
+# Classic Swarm overlay networks: serf gossip (tcp+udp 7946) and VXLAN data (udp 4789).
+OVERLAY_PORTS = (("tcp", 7946), ("udp", 7946), ("udp", 4789))
+
+
+@dataclass(frozen=True)
+class HostImage:
+    ami_id: str
+    root_device_name: str
+    kms_key_arn: str | None
+
+
+@dataclass(frozen=True)
+class ClusterServicesArgs:
+    environment: str
+    region: str
+    vpc_id: str
+    subnet_ids: Sequence[str]
+    zone_name: str
+    existing_zone_id: str | None
+    consul: Consul
+    registry: Registry
+    registry_http_secret: pulumi.Input[str] | None
+    host_image: HostImage
+    admin_cidrs: Sequence[str]
+    ssh_authorized_keys: Sequence[str]
+    ssm_session_manager: bool
+    protect_data: bool  # keep the registry bucket through `pulumi destroy` and refuse to delete it
+    tags: Mapping[str, str]
+
+
+class ClusterServices(pulumi.ComponentResource):
+    zone_id: pulumi.Output[str]
+    consul_endpoint: pulumi.Output[str]
+    registry_endpoint: pulumi.Output[str]
+    node_security_group_id: pulumi.Output[str]
+    registry_bucket: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ClusterServicesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("swarmcluster:services:ClusterServices", name, None, opts)
+        self._name, self._args = name, args
+        child = pulumi.ResourceOptions(parent=self)
+        self.zone_id = self._zone(child)
+        nodes = self._security_group("nodes", "Every Swarm node: overlay networking among nodes", child)
+        for protocol, port in OVERLAY_PORTS:
+            self._allow(nodes, f"overlay-{protocol}-{port}", protocol, port, nodes.id, "overlay among Swarm nodes", child)
+        self.node_security_group_id = nodes.id
+        self.consul_endpoint = self._consul(nodes, child)
+        bucket = RegistryBucket(
+            f"{name}-registry-bucket",
+            RegistryBucketArgs(args.registry.bucketName, args.host_image.kms_key_arn, args.protect_data, args.tags),
+            child,
+        )
+        self.registry_bucket = bucket.bucket_name
+        self.registry_endpoint = self._registry(nodes, bucket, child)
+        self.register_outputs(
+            {
+                "zoneId": self.zone_id,
+                "consulEndpoint": self.consul_endpoint,
+                "registryEndpoint": self.registry_endpoint,
+                "nodeSecurityGroupId": self.node_security_group_id,
+                "registryBucket": self.registry_bucket,
+            }
+        )
+
+    def _zone(self, child: pulumi.ResourceOptions) -> pulumi.Output[str]:
+        args = self._args
+        if args.existing_zone_id is not None:
+            return pulumi.Output.from_input(args.existing_zone_id)
+        zone = aws.route53.Zone(
+            f"{self._name}-zone",
+            aws.route53.ZoneArgs(
+                name=args.zone_name,
+                comment=f"Internal names of the {args.environment} Swarm cluster",
+                vpcs=[aws.route53.ZoneVpcArgs(vpc_id=args.vpc_id, vpc_region=args.region)],
+                tags=dict(args.tags),
+            ),
+            child,
+        )
+        return zone.zone_id
+
+    def _consul(self, nodes: aws.ec2.SecurityGroup, child: pulumi.ResourceOptions) -> pulumi.Output[str]:
+        args, name = self._args, f"{self._name}-consul"
+        servers = self._security_group("consul", "Consul servers", child)
+        for protocol, port in CONSUL_SERVER_PORTS:
+            self._allow(servers, f"consul-{protocol}-{port}", protocol, port, servers.id, "Consul servers", child)
+        endpoint = InternalEndpoint(
+            f"{name}-endpoint",
+            self._endpoint_args("consul", CONSUL_HTTP_PORT, servers, nodes, health_check_path=None),
+            child,
+        )
+        count = args.consul.serverCount
+        spec = ConsulServerSpec(
+            environment=args.environment,
+            datacenter=args.environment,
+            image=args.consul.image,
+            bootstrap_expect=count,
+            region=args.region,
+            join_tag_key=CONSUL_JOIN_TAG,
+            join_tag_value=args.environment,
+            ssh_authorized_keys=args.ssh_authorized_keys,
+        )
+        RancherOSFleet(
+            name,
+            RancherOSFleetArgs(
+                ami_id=args.host_image.ami_id,
+                instance_type=args.consul.instanceType,
+                root_volume=self._root_volume(args.consul.rootVolumeSizeGb),
+                user_data=render_consul_server(spec),
+                security_group_ids=[servers.id],
+                subnet_ids=args.subnet_ids,
+                size=FleetSize(count, count, count),
+                instance_tags=self._instance_tags(name, "consul-server", {CONSUL_JOIN_TAG: args.environment}),
+                tags=dict(args.tags),
+                # Cloud auto-join lists instances by tag; DescribeInstances takes no resource scope.
+                policy_statements=[
+                    {
+                        "Sid": "ConsulCloudAutoJoin",
+                        "Effect": "Allow",
+                        "Action": "ec2:DescribeInstances",
+                        "Resource": "*",
+                        "Condition": {"StringEquals": {"aws:RequestedRegion": args.region}},
+                    }
+                ],
+                ssm_session_manager=args.ssm_session_manager,
+                quorum=True,
+                target_group_arns=[endpoint.target_group_arn],
+            ),
+            child,
+        )
+        return endpoint.address
+
+    def _registry(
+        self, nodes: aws.ec2.SecurityGroup, bucket: RegistryBucket, child: pulumi.ResourceOptions
+    ) -> pulumi.Output[str]:
+        args, name = self._args, f"{self._name}-registry"
+        hosts = self._security_group("registry", "Docker registry hosts", child)
+        endpoint = InternalEndpoint(
+            f"{name}-endpoint",
+            self._endpoint_args("docker", args.registry.port, hosts, nodes, health_check_path="/v2/"),
+            child,
+        )
+        replicas = args.registry.replicas
+        user_data = pulumi.Output.all(bucket.bucket_name, args.registry_http_secret).apply(
+            lambda values: render_registry_host(
+                RegistrySpec(
+                    environment=args.environment,
+                    image=args.registry.image,
+                    port=args.registry.port,
+                    bucket=values[0],
+                    region=args.region,
+                    http_secret=values[1],
+                    ssh_authorized_keys=args.ssh_authorized_keys,
+                )
+            )
+        )
+        RancherOSFleet(
+            name,
+            RancherOSFleetArgs(
+                ami_id=args.host_image.ami_id,
+                instance_type=args.registry.instanceType,
+                root_volume=self._root_volume(args.registry.rootVolumeSizeGb),
+                user_data=user_data,
+                security_group_ids=[hosts.id],
+                subnet_ids=args.subnet_ids,
+                size=FleetSize(replicas, replicas, replicas),
+                instance_tags=self._instance_tags(name, "registry", {}),
+                tags=dict(args.tags),
+                policy_statements=bucket.access_statements,
+                ssm_session_manager=args.ssm_session_manager,
+                min_healthy_percentage=100,
+                target_group_arns=[endpoint.target_group_arn],
+                health_check_type="ELB",
+            ),
+            child,
+        )
+        return endpoint.address
+
+    def _endpoint_args(
+        self,
+        host: str,
+        port: int,
+        targets: aws.ec2.SecurityGroup,
+        nodes: aws.ec2.SecurityGroup,
+        health_check_path: str | None,
+    ) -> InternalEndpointArgs:
+        args = self._args
+        service = "registry" if host == "docker" else host
+        return InternalEndpointArgs(
+            balancer_name=f"{args.environment}-{service}",
+            vpc_id=args.vpc_id,
+            subnet_ids=args.subnet_ids,
+            port=port,
+            zone_id=self.zone_id,
+            record_name=f"{host}.{args.zone_name}",
+            target_security_group_id=targets.id,
+            client_cidrs=args.admin_cidrs,
+            client_security_group_ids=[nodes.id],
+            health_check_path=health_check_path,
+            tags=args.tags,
+        )
+
+    def _security_group(self, role: str, description: str, child: pulumi.ResourceOptions) -> aws.ec2.SecurityGroup:
+        aws_name = f"{self._args.environment}-{role}"
+        guard = aws.ec2.SecurityGroup(
+            f"{self._name}-{role}-sg",
+            aws.ec2.SecurityGroupArgs(
+                name=aws_name,
+                description=description,
+                vpc_id=self._args.vpc_id,
+                tags={**self._args.tags, "Name": aws_name},
+            ),
+            child,
+        )
+        # Hosts pull images, reach S3 and the EC2 API; outbound stays open, inbound is by rule only.
+        aws.vpc.SecurityGroupEgressRule(
+            f"{self._name}-{role}-egress",
+            aws.vpc.SecurityGroupEgressRuleArgs(
+                security_group_id=guard.id, ip_protocol="-1", cidr_ipv4="0.0.0.0/0", description="all outbound"
+            ),
+            child,
+        )
+        return guard
+
+    def _allow(
+        self,
+        guard: aws.ec2.SecurityGroup,
+        rule: str,
+        protocol: str,
+        port: int,
+        source: pulumi.Input[str],
+        description: str,
+        child: pulumi.ResourceOptions,
+    ) -> None:
+        aws.vpc.SecurityGroupIngressRule(
+            f"{self._name}-{rule}",
+            aws.vpc.SecurityGroupIngressRuleArgs(
+                security_group_id=guard.id,
+                ip_protocol=protocol,
+                from_port=port,
+                to_port=port,
+                referenced_security_group_id=source,
+                description=description,
+            ),
+            child,
+        )
+
+    def _root_volume(self, size_gb: int) -> RootVolume:
+        image = self._args.host_image
+        return RootVolume(image.root_device_name, size_gb, image.kms_key_arn)
+
+    def _instance_tags(self, name: str, component: str, extra: Mapping[str, str]) -> dict[str, str]:
+        return {
+            **self._args.tags,
+            **extra,
+            "docker.environment": self._args.environment,
+            "cluster.component": component,
+            "Name": name,
+        }

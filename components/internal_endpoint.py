@@ -1,0 +1,169 @@
+"""InternalEndpoint: a stable private name (Route53 alias) for one TCP port of an autoscaling group.
+
+An internal network load balancer with its own security group in front of the group: clients are
+allowed on the load balancer, and the targets accept the port only from the load balancer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+
+@dataclass(frozen=True)
+class InternalEndpointArgs:
+    balancer_name: str  # AWS name of the load balancer and target group: at most 32 characters
+    vpc_id: str
+    subnet_ids: Sequence[str]
+    port: int
+    zone_id: pulumi.Input[str]
+    record_name: str  # fully qualified, e.g. consul.staging.example.internal
+    target_security_group_id: pulumi.Input[str]
+    client_cidrs: Sequence[str] = ()
+    client_security_group_ids: Sequence[pulumi.Input[str]] = field(default_factory=list)
+    health_check_path: str | None = None  # HTTP check on this path; TCP connect when None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+class InternalEndpoint(pulumi.ComponentResource):
+    target_group_arn: pulumi.Output[str]
+    address: pulumi.Output[str]  # host:port
+
+    def __init__(self, name: str, args: InternalEndpointArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("swarmcluster:network:InternalEndpoint", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(args.tags)
+        guard = aws.ec2.SecurityGroup(
+            f"{name}-lb-sg",
+            aws.ec2.SecurityGroupArgs(
+                name=f"{args.balancer_name}-lb",
+                description=f"Clients of {args.record_name}:{args.port}",
+                vpc_id=args.vpc_id,
+                tags={**tags, "Name": f"{args.balancer_name}-lb"},
+            ),
+            child,
+        )
+        self._open(name, args, guard, child)
+        balancer = aws.lb.LoadBalancer(
+            f"{name}-nlb",
+            aws.lb.LoadBalancerArgs(
+                name=args.balancer_name,
+                internal=True,
+                load_balancer_type="network",
+                subnets=list(args.subnet_ids),
+                security_groups=[guard.id],
+                enable_cross_zone_load_balancing=True,
+                tags=tags,
+            ),
+            child,
+        )
+        targets = aws.lb.TargetGroup(
+            f"{name}-tg",
+            aws.lb.TargetGroupArgs(
+                name=args.balancer_name,
+                port=args.port,
+                protocol="TCP",
+                target_type="instance",
+                vpc_id=args.vpc_id,
+                # Targets then see the load balancer as the source, so they can allow its security group.
+                preserve_client_ip="false",
+                deregistration_delay=30,
+                health_check=_health_check(args),
+                tags=tags,
+            ),
+            child,
+        )
+        aws.lb.Listener(
+            f"{name}-listener",
+            aws.lb.ListenerArgs(
+                load_balancer_arn=balancer.arn,
+                port=args.port,
+                protocol="TCP",
+                default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=targets.arn)],
+                tags=tags,
+            ),
+            child,
+        )
+        record = aws.route53.Record(
+            f"{name}-dns",
+            aws.route53.RecordArgs(
+                zone_id=args.zone_id,
+                name=args.record_name,
+                type="A",
+                aliases=[
+                    aws.route53.RecordAliasArgs(
+                        name=balancer.dns_name, zone_id=balancer.zone_id, evaluate_target_health=True
+                    )
+                ],
+            ),
+            child,
+        )
+        self.target_group_arn = targets.arn
+        # From the record's input, not its computed fqdn, so previews show the address.
+        self.address = record.name.apply(lambda host: f"{host}:{args.port}")
+        self.register_outputs({"targetGroupArn": targets.arn, "address": self.address})
+
+    def _open(
+        self, name: str, args: InternalEndpointArgs, guard: aws.ec2.SecurityGroup, child: pulumi.ResourceOptions
+    ) -> None:
+        for i, cidr in enumerate(args.client_cidrs):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-from-cidr-{i}",
+                aws.vpc.SecurityGroupIngressRuleArgs(
+                    security_group_id=guard.id,
+                    ip_protocol="tcp",
+                    from_port=args.port,
+                    to_port=args.port,
+                    cidr_ipv4=cidr,
+                    description=f"admin clients {cidr}",
+                ),
+                child,
+            )
+        for i, source in enumerate(args.client_security_group_ids):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-from-sg-{i}",
+                aws.vpc.SecurityGroupIngressRuleArgs(
+                    security_group_id=guard.id,
+                    ip_protocol="tcp",
+                    from_port=args.port,
+                    to_port=args.port,
+                    referenced_security_group_id=source,
+                    description="cluster clients",
+                ),
+                child,
+            )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-to-targets",
+            aws.vpc.SecurityGroupEgressRuleArgs(
+                security_group_id=guard.id,
+                ip_protocol="tcp",
+                from_port=args.port,
+                to_port=args.port,
+                referenced_security_group_id=args.target_security_group_id,
+                description="forward to the targets",
+            ),
+            child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-targets-from-lb",
+            aws.vpc.SecurityGroupIngressRuleArgs(
+                security_group_id=args.target_security_group_id,
+                ip_protocol="tcp",
+                from_port=args.port,
+                to_port=args.port,
+                referenced_security_group_id=guard.id,
+                description=f"{args.record_name} load balancer and its health checks",
+            ),
+            child,
+        )
+
+
+def _health_check(args: InternalEndpointArgs) -> aws.lb.TargetGroupHealthCheckArgs:
+    if args.health_check_path is None:
+        return aws.lb.TargetGroupHealthCheckArgs(protocol="TCP", port="traffic-port", interval=10)
+    return aws.lb.TargetGroupHealthCheckArgs(
+        protocol="HTTP", port="traffic-port", path=args.health_check_path, matcher="200", interval=10
+    )

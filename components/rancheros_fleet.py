@@ -1,0 +1,233 @@
+"""RancherOSFleet: stateless RancherOS hosts in an autoscaling group, configured only by user-data and tags.
+
+Shared by the Swarm node groups and the cluster services (Consul, registry): an IAM role and instance
+profile, a launch template and an autoscaling group that rolls to every new template version.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+# A RancherOS node boots, pulls its images and joins the cluster in well under five minutes.
+WARMUP_SECONDS = 300
+GROUP_METRICS = [
+    "GroupMinSize",
+    "GroupMaxSize",
+    "GroupDesiredCapacity",
+    "GroupInServiceInstances",
+    "GroupPendingInstances",
+    "GroupStandbyInstances",
+    "GroupTerminatingInstances",
+    "GroupTotalInstances",
+]
+SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+
+
+@dataclass(frozen=True)
+class FleetSize:
+    minimum: int
+    desired: int
+    maximum: int
+
+
+@dataclass(frozen=True)
+class RootVolume:
+    device_name: str
+    size_gb: int
+    kms_key_arn: str | None = None
+
+
+@dataclass(frozen=True)
+class RancherOSFleetArgs:
+    ami_id: str
+    instance_type: str
+    root_volume: RootVolume
+    user_data: pulumi.Input[str]  # the #cloud-config text; encoded here
+    security_group_ids: Sequence[pulumi.Input[str]]
+    subnet_ids: Sequence[str]
+    size: FleetSize
+    instance_tags: Mapping[str, str]  # propagated to every instance and volume; Name included
+    tags: Mapping[str, str]  # on the AWS resources themselves
+    policy_statements: Sequence[Mapping[str, Any]] = ()
+    ssm_session_manager: bool = False
+    # Quorum members (Consul servers, Swarm managers) are replaced one at a time, new before old.
+    quorum: bool = False
+    min_healthy_percentage: int = 90
+    protect_from_scale_in: bool = False
+    target_group_arns: Sequence[pulumi.Input[str]] = field(default_factory=list)
+    health_check_type: str = "EC2"
+
+
+class RancherOSFleet(pulumi.ComponentResource):
+    autoscaling_group_name: pulumi.Output[str]
+    launch_template_id: pulumi.Output[str]
+    launch_template_version: pulumi.Output[int]
+    role_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: RancherOSFleetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("swarmcluster:hosts:RancherOSFleet", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        role = self._role(name, args, child)
+        profile = aws.iam.InstanceProfile(
+            f"{name}-profile", aws.iam.InstanceProfileArgs(name=name, role=role.name, tags=dict(args.tags)), child
+        )
+        template = self._launch_template(name, args, profile, child)
+        group = self._autoscaling_group(name, args, template, child)
+        self.autoscaling_group_name = group.name
+        self.launch_template_id = template.id
+        self.launch_template_version = template.latest_version
+        self.role_arn = role.arn
+        self.register_outputs(
+            {
+                "autoscalingGroupName": group.name,
+                "launchTemplateId": template.id,
+                "launchTemplateVersion": template.latest_version,
+                "roleArn": role.arn,
+            }
+        )
+
+    def _role(self, name: str, args: RancherOSFleetArgs, child: pulumi.ResourceOptions) -> aws.iam.Role:
+        assume = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ],
+        }
+        role = aws.iam.Role(
+            f"{name}-role",
+            aws.iam.RoleArgs(
+                name=name,
+                description=f"RancherOS hosts of {name}: only what they need",
+                assume_role_policy=json.dumps(assume),
+                tags=dict(args.tags),
+            ),
+            child,
+        )
+        if args.policy_statements:
+            document = {"Version": "2012-10-17", "Statement": list(args.policy_statements)}
+            aws.iam.RolePolicy(
+                f"{name}-policy",
+                aws.iam.RolePolicyArgs(name=name, role=role.name, policy=pulumi.Output.json_dumps(document)),
+                child,
+            )
+        if args.ssm_session_manager:
+            aws.iam.RolePolicyAttachment(
+                f"{name}-ssm", aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=SSM_CORE_POLICY), child
+            )
+        return role
+
+    def _launch_template(
+        self,
+        name: str,
+        args: RancherOSFleetArgs,
+        profile: aws.iam.InstanceProfile,
+        child: pulumi.ResourceOptions,
+    ) -> aws.ec2.LaunchTemplate:
+        volume = args.root_volume
+        return aws.ec2.LaunchTemplate(
+            f"{name}-lt",
+            aws.ec2.LaunchTemplateArgs(
+                name=name,
+                description=f"RancherOS hosts of {name}",
+                image_id=args.ami_id,
+                instance_type=args.instance_type,
+                iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=profile.arn),
+                vpc_security_group_ids=list(args.security_group_ids),
+                user_data=pulumi.Output.from_input(args.user_data).apply(_base64),
+                # RancherOS fetches user-data with plain IMDSv1 GETs, so tokens cannot be required; the
+                # user-data blocks application containers from the endpoint instead.
+                metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                    http_endpoint="enabled",
+                    http_tokens="optional",
+                    http_put_response_hop_limit=1,
+                    instance_metadata_tags="enabled",
+                ),
+                block_device_mappings=[
+                    aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                        device_name=volume.device_name,
+                        ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                            volume_size=volume.size_gb,
+                            volume_type="gp3",
+                            encrypted="true",
+                            kms_key_id=volume.kms_key_arn,
+                            delete_on_termination="true",
+                        ),
+                    )
+                ],
+                monitoring=aws.ec2.LaunchTemplateMonitoringArgs(enabled=True),
+                tag_specifications=[
+                    aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=dict(args.instance_tags))
+                    for kind in ("instance", "volume")
+                ],
+                update_default_version=True,
+                tags=dict(args.tags),
+            ),
+            child,
+        )
+
+    def _autoscaling_group(
+        self,
+        name: str,
+        args: RancherOSFleetArgs,
+        template: aws.ec2.LaunchTemplate,
+        child: pulumi.ResourceOptions,
+    ) -> aws.autoscaling.Group:
+        return aws.autoscaling.Group(
+            f"{name}-asg",
+            aws.autoscaling.GroupArgs(
+                name=name,
+                vpc_zone_identifiers=list(args.subnet_ids),
+                min_size=args.size.minimum,
+                desired_capacity=args.size.desired,
+                max_size=args.size.maximum,
+                # The version number, never "$Latest": instance refresh only starts on a concrete change.
+                launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
+                    id=template.id, version=template.latest_version.apply(str)
+                ),
+                health_check_type=args.health_check_type,
+                health_check_grace_period=WARMUP_SECONDS,
+                default_instance_warmup=WARMUP_SECONDS,
+                enabled_metrics=GROUP_METRICS,
+                metrics_granularity="1Minute",
+                termination_policies=["OldestLaunchTemplate", "OldestInstance"],
+                protect_from_scale_in=args.protect_from_scale_in,
+                target_group_arns=list(args.target_group_arns),
+                instance_refresh=_instance_refresh(args),
+                tags=[
+                    aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=True)
+                    for key, value in sorted(args.instance_tags.items())
+                ],
+                wait_for_capacity_timeout="15m",
+            ),
+            child,
+        )
+
+
+def _instance_refresh(args: RancherOSFleetArgs) -> aws.autoscaling.GroupInstanceRefreshArgs:
+    # 100..110 % replaces one instance at a time and launches it before terminating the old one.
+    low, high = (100, 110) if args.quorum else (args.min_healthy_percentage, 100)
+    if low == 100 and not args.quorum:
+        high = 200  # keeping every instance in service means launching replacements first
+    return aws.autoscaling.GroupInstanceRefreshArgs(
+        strategy="Rolling",
+        preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
+            min_healthy_percentage=low,
+            max_healthy_percentage=high,
+            instance_warmup=str(WARMUP_SECONDS),
+            skip_matching=True,
+            auto_rollback=True,
+            # Protected instances (managers by default) must still roll to the new template.
+            scale_in_protected_instances="Refresh",
+        ),
+    )
+
+
+def _base64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")

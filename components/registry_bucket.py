@@ -1,0 +1,149 @@
+"""RegistryBucket: the S3 bucket behind the private Docker registry, private and encrypted by default."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+
+@dataclass(frozen=True)
+class RegistryBucketArgs:
+    name: str
+    kms_key_arn: str | None
+    protect: bool  # production: `pulumi destroy` must not be able to lose images
+    tags: Mapping[str, str]
+
+
+class RegistryBucket(pulumi.ComponentResource):
+    bucket_name: pulumi.Output[str]
+    access_statements: list[dict[str, Any]]  # the least the registry needs, scoped to this bucket
+
+    def __init__(self, name: str, args: RegistryBucketArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("swarmcluster:services:RegistryBucket", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        bucket = aws.s3.Bucket(
+            name,
+            aws.s3.BucketArgs(bucket=args.name, force_destroy=False, tags=dict(args.tags)),
+            pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect),
+        )
+        aws.s3.BucketOwnershipControls(
+            f"{name}-ownership",
+            aws.s3.BucketOwnershipControlsArgs(
+                bucket=bucket.id,
+                rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            ),
+            child,
+        )
+        aws.s3.BucketPublicAccessBlock(
+            f"{name}-public-access",
+            aws.s3.BucketPublicAccessBlockArgs(
+                bucket=bucket.id,
+                block_public_acls=True,
+                block_public_policy=True,
+                ignore_public_acls=True,
+                restrict_public_buckets=True,
+            ),
+            child,
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption",
+            aws.s3.BucketServerSideEncryptionConfigurationInitArgs(bucket=bucket.id, rules=[_encryption_rule(args)]),
+            child,
+        )
+        aws.s3.BucketVersioning(
+            f"{name}-versioning",
+            aws.s3.BucketVersioningInitArgs(
+                bucket=bucket.id,
+                versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
+            ),
+            child,
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle",
+            aws.s3.BucketLifecycleConfigurationArgs(
+                bucket=bucket.id,
+                rules=[
+                    # The registry uploads layers in multipart chunks; abandoned pushes must not pile up.
+                    aws.s3.BucketLifecycleConfigurationRuleArgs(
+                        id="abort-incomplete-uploads",
+                        status="Enabled",
+                        filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                        abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                            days_after_initiation=7
+                        ),
+                    )
+                ],
+            ),
+            child,
+        )
+        aws.s3.BucketPolicy(
+            f"{name}-tls-only",
+            aws.s3.BucketPolicyArgs(bucket=bucket.id, policy=pulumi.Output.json_dumps(_tls_only(bucket.arn))),
+            child,
+        )
+        self.bucket_name = bucket.bucket
+        self.access_statements = _access_statements(bucket.arn, args.kms_key_arn)
+        self.register_outputs({"bucketName": bucket.bucket})
+
+
+def _encryption_rule(args: RegistryBucketArgs) -> aws.s3.BucketServerSideEncryptionConfigurationRuleArgs:
+    default = aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+        sse_algorithm="aws:kms" if args.kms_key_arn else "AES256",
+        kms_master_key_id=args.kms_key_arn,
+    )
+    return aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+        apply_server_side_encryption_by_default=default, bucket_key_enabled=bool(args.kms_key_arn)
+    )
+
+
+def _tls_only(arn: pulumi.Output[str]) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [arn, pulumi.Output.concat(arn, "/*")],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
+
+
+def _access_statements(arn: pulumi.Output[str], kms_key_arn: str | None) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "RegistryListBucket",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
+            "Resource": arn,
+        },
+        {
+            "Sid": "RegistryObjects",
+            "Effect": "Allow",
+            "Action": [
+                "s3:GetObject",
+                "s3:PutObject",
+                "s3:DeleteObject",
+                "s3:ListMultipartUploadParts",
+                "s3:AbortMultipartUpload",
+            ],
+            "Resource": pulumi.Output.concat(arn, "/*"),
+        },
+    ]
+    if kms_key_arn:
+        statements.append(
+            {
+                "Sid": "RegistryBucketKey",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": kms_key_arn,
+            }
+        )
+    return statements

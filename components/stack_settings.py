@@ -1,0 +1,31 @@
+"""Read this stack's configuration from the Pulumi runtime and validate it before any resource exists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+from stack_config.loader import NAMESPACE, REGION_KEY, ConfigError, load_stack_config
+from stack_config.models import StackConfig
+
+
+def load() -> StackConfig:
+    """The validated config, or a RunError that lists every problem (Pulumi prints it without a traceback)."""
+    try:
+        return load_stack_config(pulumi.get_stack(), _raw_config())
+    except ConfigError as error:
+        raise pulumi.RunError(str(error)) from None
+
+
+def registry_http_secret() -> pulumi.Output[str] | None:
+    return pulumi.Config(NAMESPACE).get_secret("registryHttpSecret")
+
+
+def _raw_config() -> dict[str, Any]:
+    """Every key of our namespace plus the region: the engine passes them through the environment,
+    tests and the offline plan through the runtime's config map."""
+    keys = {*runtime_config.get_config_env(), *runtime_config.CONFIG.get()}
+    wanted = {k for k in keys if k.startswith(f"{NAMESPACE}:")} | {REGION_KEY}
+    return {k: v for k in sorted(wanted) if (v := runtime_config.get_config(k)) is not None}

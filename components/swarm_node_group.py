@@ -1,0 +1,242 @@
+"""SwarmNodeGroup: one group of stateless RancherOS Swarm nodes that configure themselves from user-data.
+
+Launch template, tagged autoscaling group, CPU target tracking, the group's security group and IAM role;
+the manager group also gets the stable `swarm.<zone>:4000` endpoint and the right to reach every engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.internal_endpoint import InternalEndpoint, InternalEndpointArgs
+from components.rancheros_fleet import FleetSize, RancherOSFleet, RancherOSFleetArgs, RootVolume
+from rendering.swarm_node import SwarmNodeSpec, render_swarm_node
+from stack_config.models import NodeGroup
+
+DOCKER_API_PORT = 2375
+SWARM_MANAGER_PORT = 4000
+SSH_PORT = 22
+
+
+@dataclass(frozen=True)
+class TagVariable:
+    tag: str
+    variable: str
+    value: str
+
+
+@dataclass(frozen=True)
+class SwarmClusterContext:
+    """What every node group shares: network, endpoints from ClusterServices, access and images."""
+
+    environment: str
+    vpc_id: str
+    subnet_ids: Sequence[str]
+    node_security_group_id: pulumi.Input[str]
+    consul_endpoint: pulumi.Input[str]
+    registry_endpoint: pulumi.Input[str]
+    zone_id: pulumi.Input[str]
+    zone_name: str
+    ami_id: str
+    root_device_name: str
+    kms_key_arn: str | None
+    swarm_image: str
+    admin_cidrs: Sequence[str]
+    ssh_cidrs: Sequence[str]
+    ssh_authorized_keys: Sequence[str]
+    ssm_session_manager: bool
+    tag_variables: Sequence[TagVariable]
+    tags: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class SwarmNodeGroupArgs:
+    group: NodeGroup
+    cluster: SwarmClusterContext
+
+
+class SwarmNodeGroup(pulumi.ComponentResource):
+    autoscaling_group_name: pulumi.Output[str]
+    launch_template_id: pulumi.Output[str]
+    launch_template_version: pulumi.Output[int]
+    security_group_id: pulumi.Output[str]
+    role_arn: pulumi.Output[str]
+    manager_endpoint: pulumi.Output[str] | None
+
+    def __init__(self, name: str, args: SwarmNodeGroupArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("swarmcluster:nodes:SwarmNodeGroup", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        group, cluster = args.group, args.cluster
+        guard = self._security_group(name, args, child)
+        endpoint = self._manager_endpoint(name, args, guard, child) if group.swarmManager else None
+        fleet = RancherOSFleet(
+            name,
+            RancherOSFleetArgs(
+                ami_id=cluster.ami_id,
+                instance_type=group.instanceType,
+                root_volume=RootVolume(cluster.root_device_name, group.rootVolumeSizeGb, cluster.kms_key_arn),
+                user_data=_user_data(group, cluster),
+                security_group_ids=[cluster.node_security_group_id, guard.id],
+                subnet_ids=cluster.subnet_ids,
+                size=FleetSize(group.minSize, group.desiredCapacity, group.maxSize),
+                instance_tags=instance_tags(group, cluster, name),
+                tags=dict(cluster.tags),
+                ssm_session_manager=cluster.ssm_session_manager,
+                quorum=group.swarmManager,
+                min_healthy_percentage=group.minHealthyPercentage,
+                protect_from_scale_in=group.scale_in_protected,
+                target_group_arns=[endpoint.target_group_arn] if endpoint else [],
+            ),
+            child,
+        )
+        if group.autoscaled:
+            self._cpu_target_tracking(name, group, fleet, child)
+        self.autoscaling_group_name = fleet.autoscaling_group_name
+        self.launch_template_id = fleet.launch_template_id
+        self.launch_template_version = fleet.launch_template_version
+        self.security_group_id = guard.id
+        self.role_arn = fleet.role_arn
+        self.manager_endpoint = endpoint.address if endpoint else None
+        outputs: dict[str, pulumi.Input[object]] = {
+            "autoscalingGroupName": self.autoscaling_group_name,
+            "launchTemplateId": self.launch_template_id,
+            "launchTemplateVersion": self.launch_template_version,
+            "securityGroupId": self.security_group_id,
+            "roleArn": self.role_arn,
+        }
+        if self.manager_endpoint is not None:
+            outputs["managerEndpoint"] = self.manager_endpoint
+        self.register_outputs(outputs)
+
+    def _security_group(
+        self, name: str, args: SwarmNodeGroupArgs, child: pulumi.ResourceOptions
+    ) -> aws.ec2.SecurityGroup:
+        group, cluster = args.group, args.cluster
+        guard = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            aws.ec2.SecurityGroupArgs(
+                name=name,
+                description=f"Swarm {group.name} nodes: the group's own ports",
+                vpc_id=cluster.vpc_id,
+                tags={**cluster.tags, "Name": name},
+            ),
+            child,
+        )
+        openings = [
+            (f"{name}-in-{i.protocol}-{i.port}-{k}", i.protocol, i.port, cidr, i.description)
+            for i in group.ingress
+            for k, cidr in enumerate(i.cidrs)
+        ]
+        openings += [(f"{name}-in-ssh-{k}", "tcp", SSH_PORT, cidr, "SSH from admins") for k, cidr in enumerate(cluster.ssh_cidrs)]
+        if group.swarmManager:
+            openings += [
+                (f"{name}-in-swarm-{k}", "tcp", SWARM_MANAGER_PORT, cidr, "Swarm API from admins")
+                for k, cidr in enumerate(cluster.admin_cidrs)
+            ]
+        for rule_name, protocol, port, cidr, description in openings:
+            aws.vpc.SecurityGroupIngressRule(
+                rule_name,
+                aws.vpc.SecurityGroupIngressRuleArgs(
+                    security_group_id=guard.id,
+                    ip_protocol=protocol,
+                    from_port=port,
+                    to_port=port,
+                    cidr_ipv4=cidr,
+                    description=description,
+                ),
+                child,
+            )
+        return guard
+
+    def _manager_endpoint(
+        self, name: str, args: SwarmNodeGroupArgs, guard: aws.ec2.SecurityGroup, child: pulumi.ResourceOptions
+    ) -> InternalEndpoint:
+        cluster = args.cluster
+        # Managers drive every engine of the cluster; nothing else may reach the Docker API.
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-docker-api",
+            aws.vpc.SecurityGroupIngressRuleArgs(
+                security_group_id=cluster.node_security_group_id,
+                ip_protocol="tcp",
+                from_port=DOCKER_API_PORT,
+                to_port=DOCKER_API_PORT,
+                referenced_security_group_id=guard.id,
+                description="Docker API from the Swarm managers only",
+            ),
+            child,
+        )
+        return InternalEndpoint(
+            f"{name}-endpoint",
+            InternalEndpointArgs(
+                balancer_name=f"{cluster.environment}-swarm",
+                vpc_id=cluster.vpc_id,
+                subnet_ids=cluster.subnet_ids,
+                port=SWARM_MANAGER_PORT,
+                zone_id=cluster.zone_id,
+                record_name=f"swarm.{cluster.zone_name}",
+                target_security_group_id=guard.id,
+                client_cidrs=cluster.admin_cidrs,
+                tags=cluster.tags,
+            ),
+            child,
+        )
+
+    def _cpu_target_tracking(
+        self, name: str, group: NodeGroup, fleet: RancherOSFleet, child: pulumi.ResourceOptions
+    ) -> None:
+        aws.autoscaling.Policy(
+            f"{name}-cpu",
+            aws.autoscaling.PolicyArgs(
+                name=f"{name}-cpu-target",
+                autoscaling_group_name=fleet.autoscaling_group_name,
+                policy_type="TargetTrackingScaling",
+                target_tracking_configuration=aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
+                    predefined_metric_specification=aws.autoscaling.PolicyTargetTrackingConfigurationPredefinedMetricSpecificationArgs(
+                        predefined_metric_type="ASGAverageCPUUtilization"
+                    ),
+                    target_value=float(group.scaling.cpuTargetPercent),
+                    disable_scale_in=group.scaling.disableScaleIn,
+                ),
+            ),
+            child,
+        )
+
+
+def engine_labels(group: NodeGroup, environment: str) -> dict[str, str]:
+    return {"docker.environment": environment, "docker.role": group.role, **group.labels}
+
+
+def instance_tags(group: NodeGroup, cluster: SwarmClusterContext, name: str) -> dict[str, str]:
+    """Every tag a node carries: what Swarm filters on, what becomes its environment, and cost tags."""
+    component = "swarm-manager" if group.swarmManager else "swarm-node"
+    return {
+        **cluster.tags,
+        **{t.tag: t.value for t in cluster.tag_variables},
+        **engine_labels(group, cluster.environment),
+        "cluster.component": component,
+        "Name": name,
+    }
+
+
+def _user_data(group: NodeGroup, cluster: SwarmClusterContext) -> pulumi.Output[str]:
+    def render(endpoints: list[str]) -> str:
+        consul, registry = endpoints
+        return render_swarm_node(
+            SwarmNodeSpec(
+                environment=cluster.environment,
+                group=group.name,
+                engine_labels=engine_labels(group, cluster.environment),
+                variables={t.variable: t.value for t in cluster.tag_variables},
+                swarm_manager=group.swarmManager,
+                swarm_image=cluster.swarm_image,
+                consul_endpoint=consul,
+                registry_endpoint=registry,
+                ssh_authorized_keys=cluster.ssh_authorized_keys,
+            )
+        )
+
+    return pulumi.Output.all(cluster.consul_endpoint, cluster.registry_endpoint).apply(render)

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Developer entry point: sets up `.venv` when it is missing or stale, then runs the command in it.
+
+    python3 dev.py plan [STACK] [--json] [--out DIR]   offline plan (default stack: staging)
+    python3 dev.py test [PYTEST ARGS...]               type check and the whole test suite
+    python3 dev.py golden                              regenerate tests/golden from both stacks
+
+Needs only Python 3.11+ on the PATH; everything else is installed from the pinned requirements files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / "bin" / "python"
+STAMP = VENV / ".requirements.sha256"
+REQUIREMENTS = ("requirements.txt", "requirements-dev.txt")
+TYPED_PATHS = ("__main__.py", "components", "stack_config", "rendering", "offline", "policies", "dev.py")
+
+
+def main(argv: list[str]) -> int:
+    if sys.version_info < (3, 11):
+        print(f"dev.py needs Python 3.11 or newer; this is {sys.version.split()[0]}", file=sys.stderr)
+        return 2
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__, file=sys.stderr)
+        return 2
+    _ensure_venv()
+    return COMMANDS[argv[0]](argv[1:])
+
+
+def _ensure_venv() -> None:
+    wanted = hashlib.sha256(b"".join((ROOT / name).read_bytes() for name in REQUIREMENTS)).hexdigest()
+    if PYTHON.exists() and STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    print("Setting up .venv from the pinned requirements (about a minute, once)...", file=sys.stderr)
+    if not PYTHON.exists():
+        venv.create(VENV, with_pip=True)
+    pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "-r", str(ROOT / "requirements-dev.txt")], check=True, cwd=ROOT)
+    STAMP.write_text(wanted)
+
+
+def _in_venv(*args: str) -> int:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_CONFIG")}
+    return subprocess.run([str(PYTHON), *args], cwd=ROOT, env=env).returncode
+
+
+def plan(args: list[str]) -> int:
+    if not args or args[0].startswith("-"):
+        args = ["staging", *args]
+    return _in_venv("-m", "offline.plan", *args)
+
+
+def test(args: list[str]) -> int:
+    print("== mypy --strict", flush=True)
+    typed = _in_venv("-m", "mypy", *TYPED_PATHS)
+    print("== pytest", flush=True)
+    tests = _in_venv("-m", "pytest", *args)
+    return typed or tests
+
+
+def golden(args: list[str]) -> int:
+    for stack in ("staging", "production"):
+        status = _in_venv("-m", "offline.plan", stack, "--out", str(ROOT / "tests" / "golden" / stack))
+        if status:
+            return status
+    return 0
+
+
+COMMANDS = {"plan": plan, "test": test, "golden": golden}
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,192 @@
+"""Run the real `__main__.py` for one stack in-process against Pulumi's mocks, recording everything.
+
+This mirrors what the Python language host does under `pulumi up` (config map -> configure ->
+run_in_stack(runpy)), with a monitor that records every registration instead of an engine. Nothing here
+changes what the program does: it sees the same config, the same project and stack names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import runpy
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks, rpc, settings
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.sync_await import _ensure_event_loop
+
+from offline.fake_cloud import ACCOUNT_ID, fake_state
+from offline.stack_files import PROJECT_ROOT, project_name, stack_config_map
+
+STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+@dataclass(frozen=True)
+class RecordedResource:
+    type: str
+    name: str
+    urn: str
+    parent: str | None
+    custom: bool
+    inputs: dict[str, Any]
+    protect: bool
+    retain_on_delete: bool
+    depends_on: tuple[str, ...]
+    ignore_changes: tuple[str, ...]
+    delete_before_replace: bool
+
+
+@dataclass
+class StackRun:
+    stack: str
+    resources: list[RecordedResource] = field(default_factory=list)
+    invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    exports: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def named(self, type_: str, name: str) -> RecordedResource:
+        matches = [r for r in self.resources if r.type == type_ and r.name == name]
+        if len(matches) != 1:
+            known = sorted(r.name for r in self.of_type(type_))
+            raise KeyError(f"{len(matches)} {type_} named {name!r}; this type has: {known}")
+        return matches[0]
+
+    def children(self, parent: RecordedResource) -> list[RecordedResource]:
+        return [r for r in self.resources if r.parent == parent.urn]
+
+    def by_urn(self, urn: str) -> RecordedResource:
+        return next(r for r in self.resources if r.urn == urn)
+
+
+class UnmockedInvoke(Exception):
+    """The program called a data source the offline run cannot answer; answering {} would hide bugs."""
+
+
+class _FakeCloud(pulumi.runtime.Mocks):
+    def __init__(self, region: str) -> None:
+        self.region = region
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        return fake_state(args.typ, args.name, args.inputs, self.region)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/offline", "userId": "offline"}, []
+        raise UnmockedInvoke(f"no offline answer for invoke {args.token}; add one in offline/harness.py")
+
+
+class _RecordingMonitor(mocks.MockMonitor):
+    def __init__(self, run: StackRun, cloud: _FakeCloud) -> None:
+        super().__init__(cloud)
+        self.run = run
+        self.lock = threading.Lock()
+        self.thread_loops: set[asyncio.AbstractEventLoop] = set()
+
+    def _remember_thread_loop(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            with self.lock:
+                self.thread_loops.add(_ensure_event_loop())
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        self._remember_thread_loop()
+        if request.type == STACK_TYPE:
+            return response
+        record = RecordedResource(
+            type=request.type,
+            name=request.name,
+            urn=response.urn,
+            parent=request.parent or None,
+            custom=request.custom,
+            inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
+            protect=bool(request.protect),
+            retain_on_delete=bool(request.retainOnDelete),
+            depends_on=tuple(sorted(request.dependencies)),
+            ignore_changes=tuple(request.ignoreChanges),
+            delete_before_replace=bool(request.deleteBeforeReplace),
+        )
+        with self.lock:
+            self.run.resources.append(record)
+        return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+        if "::" + STACK_TYPE + "::" in request.urn:
+            self.run.exports.update(rpc.deserialize_properties(request.outputs, keep_unknowns=True))
+        return super().RegisterResourceOutputs(request)
+
+    def Invoke(self, request: Any) -> Any:  # noqa: N802
+        with self.lock:
+            self.run.invokes.append((request.tok, rpc.deserialize_properties(request.args)))
+        response = super().Invoke(request)
+        self._remember_thread_loop()
+        return response
+
+
+def run_stack(
+    stack: str,
+    *,
+    preview: bool = False,
+    config: Mapping[str, str] | None = None,
+    project_dir: Path = PROJECT_ROOT,
+) -> StackRun:
+    """Run the program for `stack`; `config` replaces the stack file's config map (for tests of bad input).
+
+    Raises whatever the program raises: `pulumi.RunError` for a bad config, as under `pulumi up`.
+    """
+    values, secret_keys = stack_config_map(stack, project_dir) if config is None else (dict(config), [])
+    region = values.get("aws:region", "us-east-1")
+    run = StackRun(stack=stack)
+    monitor = _RecordingMonitor(run, _FakeCloud(region))
+    _clear_config_environment()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        set_all_config(values, secret_keys)
+        settings.configure(_mock_settings(monitor, project_name(project_dir), stack, preview))
+        program = str(project_dir / "__main__.py")
+        loop.run_until_complete(run_in_stack(lambda: runpy.run_path(program, run_name="__main__")))
+    finally:
+        _close_loops(loop, monitor)
+    run.resources.sort(key=lambda r: r.urn)
+    return run
+
+
+def _mock_settings(monitor: _RecordingMonitor, project: str, stack: str, preview: bool) -> settings.Settings:
+    features = set(monitor.GetDeploymentInfo(None).supportedFeatures)
+    return mocks.MockSettings(
+        monitor=monitor,
+        monitor_features=features,
+        engine=mocks.MockEngine(None),
+        project=project,
+        stack=stack,
+        dry_run=preview,
+        organization="offline",
+        callbacks=None,
+    )
+
+
+def _clear_config_environment() -> None:
+    """Config the engine would not pass must not leak in from the caller's shell."""
+    for key in [k for k in os.environ if k.startswith("PULUMI_CONFIG")]:
+        del os.environ[key]
+
+
+def _close_loops(loop: asyncio.AbstractEventLoop, monitor: _RecordingMonitor) -> None:
+    """Close the main loop and the ones the mock monitor opened in executor threads.
+
+    Left open, they are collected at interpreter exit and print "Invalid file descriptor: -1".
+    """
+    loop.run_until_complete(loop.shutdown_default_executor())
+    for thread_loop in monitor.thread_loops:
+        thread_loop.close()
+    loop.close()
+    asyncio.set_event_loop(None)

@@ -1,0 +1,100 @@
+"""Turn a stack's raw config map into a StackConfig, or one error listing every problem."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from stack_config.models import StackConfig
+from stack_config.rules import Problem, problems
+
+NAMESPACE = "swarm-cluster"
+REGION_KEY = "aws:region"
+SECRET_KEYS = frozenset({"registryHttpSecret"})
+
+
+class ConfigError(Exception):
+    """Every problem of one stack file, one per line, ready to show to the user as is."""
+
+
+def load_stack_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
+    """Validate the flat `{"namespace:key": value}` map Pulumi hands to a program.
+
+    Values are what the engine passes: objects and lists as JSON text, scalars as strings.
+    """
+    data, found = _unflatten(raw)
+    unreadable = {path.partition(":")[2] for path, _ in found}
+    try:
+        config = StackConfig.model_validate(data)
+    except ValidationError as error:
+        found += [_problem(e) for e in error.errors() if e["loc"][0] not in unreadable]
+    else:
+        has_secret = f"{NAMESPACE}:registryHttpSecret" in raw
+        found += [(_qualified(path), reason) for path, reason in problems(config, has_registry_secret=has_secret)]
+    if found:
+        lines = [f"Pulumi.{stack}.yaml: {path}: {reason}" for path, reason in found]
+        raise ConfigError(f"invalid stack configuration ({len(lines)} problem(s)):\n" + "\n".join(lines))
+    return config
+
+
+def _unflatten(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
+    data: dict[str, Any] = {}
+    found: list[Problem] = []
+    if REGION_KEY in raw:
+        data["region"] = raw[REGION_KEY]
+    allowed = [k for k in StackConfig.model_fields if k != "region"]
+    for full_key, value in sorted(raw.items()):
+        namespace, _, key = full_key.partition(":")
+        if namespace != NAMESPACE or key in SECRET_KEYS:
+            continue
+        if key not in allowed:
+            found.append((full_key, f"unknown key; the {NAMESPACE} keys are {', '.join(allowed)}"))
+            continue
+        try:
+            data[key] = json.loads(value) if isinstance(value, str) else value
+        except json.JSONDecodeError:
+            found.append((full_key, f"expected a YAML object or list, got the text {value!r}"))
+    return data, found
+
+
+def _qualified(path: str) -> str:
+    return REGION_KEY if path == "region" else f"{NAMESPACE}:{path}"
+
+
+def _problem(error: ErrorDetails) -> Problem:
+    loc = error["loc"]
+    # "[key]" marks a problem with a mapping's key rather than its value; the key is already in the path.
+    parts = [p for p in loc if p != "[key]"]
+    path = _qualified("".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip("."))
+    kind, message = error["type"], error["msg"]
+    if kind == "missing":
+        return path, "missing; this key is required"
+    if kind == "extra_forbidden":
+        return path, f"unknown key; allowed here: {', '.join(_allowed_keys(loc[:-1]))}"
+    if kind == "value_error":
+        return path, message.removeprefix("Value error, ")
+    return path, f"{message}; got {error['input']!r}"
+
+
+def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The field names of the model found by walking `loc` down from StackConfig."""
+    annotation: Any = StackConfig
+    for part in loc:
+        annotation = _unwrap(annotation)
+        if isinstance(part, str) and isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            annotation = annotation.model_fields[part].annotation
+        else:
+            annotation = get_args(annotation)[-1]  # list item or dict value
+    model = _unwrap(annotation)
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip `X | None` so the walk reaches the model inside an optional field."""
+    if get_origin(annotation) in (Union, type(int | None)):
+        return next(a for a in get_args(annotation) if a is not type(None))
+    return annotation

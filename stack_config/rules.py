@@ -1,0 +1,138 @@
+"""Rules that span several keys, checked once every key has passed its own validation."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from collections.abc import Iterator
+
+from stack_config.models import StackConfig
+
+Problem = tuple[str, str]  # (key path inside the namespace, what is wrong and what is allowed)
+
+AWS_TAG_LIMIT = 50
+# Tags every group carries besides the configured ones: Name, docker.environment, docker.role, cluster.component.
+RESERVED_TAG_KEYS = ("Name", "docker.environment", "docker.role", "cluster.component")
+# Ports no config may open to the whole internet: SSH, Docker API, Swarm, overlay, registry, Consul.
+CLUSTER_PORTS = frozenset((22, 2375, 2376, 4000, 4789, 5000, 7946, 8300, 8301, 8302, 8500))
+HA_MINIMUM = 3
+# Names the cluster services use for their AWS resources (security groups, load balancers, roles).
+RESERVED_GROUP_PREFIXES = ("cluster", "nodes", "consul", "registry", "swarm")
+
+
+def problems(config: StackConfig, *, has_registry_secret: bool) -> list[Problem]:
+    return [
+        *_network(config),
+        *_access(config),
+        *_availability(config),
+        *_node_groups(config),
+        *_tags(config),
+        *_registry(config, has_registry_secret),
+    ]
+
+
+def _network(config: StackConfig) -> Iterator[Problem]:
+    vpc = ipaddress.ip_network(config.network.vpcCidr)
+    for i, subnet in enumerate(config.network.subnets):
+        cidr = ipaddress.ip_network(subnet.cidr)
+        if cidr.version != vpc.version or not cidr.subnet_of(vpc):  # type: ignore[arg-type]
+            yield f"network.subnets[{i}].cidr", f"{subnet.cidr} is not inside vpcCidr {config.network.vpcCidr}"
+    yield from _duplicates("network.subnets[{}].id", [s.id for s in config.network.subnets])
+
+
+def _access(config: StackConfig) -> Iterator[Problem]:
+    for field in ("adminCidrs", "sshCidrs"):
+        for i, cidr in enumerate(getattr(config.access, field)):
+            if ipaddress.ip_network(cidr).prefixlen == 0:
+                yield f"access.{field}[{i}]", f"{cidr} is the whole internet; list your VPN or office ranges"
+
+
+def _availability(config: StackConfig) -> Iterator[Problem]:
+    if config.consul.serverCount % 2 == 0:
+        yield "consul.serverCount", f"{config.consul.serverCount} is even; use an odd count (1, 3, 5, 7) so a quorum exists"
+    if config.cluster.environment == "production" and not config.cluster.highAvailability:
+        yield "cluster.highAvailability", "production must be highly available; set it to true"
+    if not config.cluster.highAvailability:
+        return
+    if config.consul.serverCount < HA_MINIMUM:
+        yield "consul.serverCount", f"{config.consul.serverCount} servers is not highly available; use at least {HA_MINIMUM}"
+    zones = config.network.availability_zones
+    if len(zones) < HA_MINIMUM:
+        yield "network.subnets", (
+            f"the subnets span {len(zones)} availability zone(s); a highly available cluster needs at least {HA_MINIMUM}"
+        )
+
+
+def _node_groups(config: StackConfig) -> Iterator[Problem]:
+    groups = config.nodeGroups
+    yield from _duplicates("nodeGroups[{}].name", [g.name for g in groups])
+    if not any(g.swarmManager for g in groups):
+        yield "nodeGroups", "no group has swarmManager: true; the cluster needs exactly one Swarm manager group"
+    managers = [i for i, g in enumerate(groups) if g.swarmManager]
+    for i in managers[1:]:
+        yield f"nodeGroups[{i}].swarmManager", f"only one Swarm manager group is allowed; nodeGroups[{managers[0]}] is one"
+    for i, group in enumerate(groups):
+        path = f"nodeGroups[{i}]"
+        if group.name.startswith(RESERVED_GROUP_PREFIXES):
+            yield f"{path}.name", (
+                f"{group.name!r} would clash with the cluster services' AWS names; "
+                f"choose a name not starting with {', '.join(RESERVED_GROUP_PREFIXES)}"
+            )
+        if not group.minSize <= group.desiredCapacity <= group.maxSize:
+            yield f"{path}.desiredCapacity", (
+                f"{group.desiredCapacity} is outside minSize {group.minSize} .. maxSize {group.maxSize}; "
+                "sizes must satisfy minSize <= desiredCapacity <= maxSize"
+            )
+        if group.swarmManager:
+            yield from _manager_size(config, path, group.minSize, group.desiredCapacity, group.maxSize)
+        for j, ingress in enumerate(group.ingress):
+            for k, cidr in enumerate(ingress.cidrs):
+                if ingress.port in CLUSTER_PORTS and ipaddress.ip_network(cidr).prefixlen == 0:
+                    yield f"{path}.ingress[{j}].cidrs[{k}]", (
+                        f"port {ingress.port} is a cluster port and may not be opened to {cidr}; list private ranges"
+                    )
+
+
+def _manager_size(config: StackConfig, path: str, low: int, desired: int, high: int) -> Iterator[Problem]:
+    if not low == desired == high:
+        yield f"{path}.maxSize", "a swarmManager group has a fixed size; set minSize = desiredCapacity = maxSize"
+    if desired % 2 == 0:
+        yield f"{path}.desiredCapacity", f"{desired} is even; a swarmManager group needs an odd size (1, 3, 5)"
+    if config.cluster.highAvailability and desired < HA_MINIMUM:
+        yield f"{path}.desiredCapacity", f"{desired} manager(s) is not highly available; use at least {HA_MINIMUM}"
+
+
+def _tags(config: StackConfig) -> Iterator[Problem]:
+    yield from _duplicates("tagVariables[{}].tag", [t.tag for t in config.tagVariables])
+    yield from _duplicates("tagVariables[{}].variable", [t.variable for t in config.tagVariables])
+    owned = set(RESERVED_TAG_KEYS)
+    for key in config.tags:
+        if key in owned or key.startswith("docker."):
+            yield f"tags.{key}", "this key is set by the program; remove it"
+    for i, variable in enumerate(config.tagVariables):
+        if variable.tag in owned or variable.tag.startswith("docker.") or variable.tag in config.tags:
+            yield f"tagVariables[{i}].tag", f"{variable.tag!r} is already used by another tag; choose a unique key"
+    shared = len(RESERVED_TAG_KEYS) + len(config.tags) + len(config.tagVariables)
+    for i, group in enumerate(config.nodeGroups):
+        if shared + len(group.labels) > AWS_TAG_LIMIT:
+            yield f"nodeGroups[{i}].labels", (
+                f"the group would carry {shared + len(group.labels)} tags (labels, tags, tagVariables and "
+                f"{len(RESERVED_TAG_KEYS)} of the program's own); AWS allows at most {AWS_TAG_LIMIT}"
+            )
+
+
+def _registry(config: StackConfig, has_secret: bool) -> Iterator[Problem]:
+    if config.registry.replicas > 1 and not has_secret:
+        yield "registry.replicas", (
+            f"{config.registry.replicas} replicas need a shared secret; run "
+            "`pulumi config set --secret swarm-cluster:registryHttpSecret <random>` or use 1 replica"
+        )
+
+
+def _duplicates(path: str, values: list[str]) -> Iterator[Problem]:
+    counts = Counter(values)
+    seen: set[str] = set()
+    for i, value in enumerate(values):
+        if counts[value] > 1 and value in seen:
+            yield path.format(i), f"{value!r} is used more than once; each must be unique"
+        seen.add(value)
