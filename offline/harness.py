@@ -36,6 +36,8 @@ class RecordedResource:
     parent: str | None
     custom: bool
     inputs: dict[str, Any]
+    id: str  # what the offline cloud answered: the id and every output the program can read
+    outputs: dict[str, Any]
     protect: bool
     retain_on_delete: bool
     depends_on: tuple[str, ...]
@@ -101,6 +103,7 @@ class _RecordingMonitor(mocks.MockMonitor):
         self._remember_thread_loop()
         if request.type == STACK_TYPE:
             return response
+        registered = self.resources[response.urn]
         record = RecordedResource(
             type=request.type,
             name=request.name,
@@ -108,6 +111,8 @@ class _RecordingMonitor(mocks.MockMonitor):
             parent=request.parent or None,
             custom=request.custom,
             inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
+            id=registered.id,
+            outputs=registered.state,
             protect=bool(request.protect),
             retain_on_delete=bool(request.retainOnDelete),
             depends_on=tuple(sorted(request.dependencies)),

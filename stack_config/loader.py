@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from stack_config.models import StackConfig
-from stack_config.rules import Problem, problems
+from stack_config.rules import Problem, Sections, problems
 
 NAMESPACE = "swarm-cluster"
 REGION_KEY = "aws:region"
@@ -28,17 +28,31 @@ def load_stack_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
     """
     data, found = _unflatten(raw)
     unreadable = {path.partition(":")[2] for path, _ in found}
-    try:
-        config = StackConfig.model_validate(data)
-    except ValidationError as error:
-        found += [_problem(e) for e in error.errors() if e["loc"][0] not in unreadable]
-    else:
-        has_secret = f"{NAMESPACE}:registryHttpSecret" in raw
-        found += [(_qualified(path), reason) for path, reason in problems(config, has_registry_secret=has_secret)]
+    sections: dict[str, Any] = {}
+    for key, field in StackConfig.model_fields.items():
+        if key in unreadable:
+            continue
+        if key not in data and field.is_required():
+            found.append((_qualified(key), "missing; this key is required"))
+            continue
+        try:
+            sections[key] = _validate(key, data[key]) if key in data else field.get_default(call_default_factory=True)
+        except ValidationError as error:
+            found += [_problem(e, prefix=(key,)) for e in error.errors()]
+    has_secret = f"{NAMESPACE}:registryHttpSecret" in raw
+    known = Sections(**{k: sections.get(k) for k in Sections.__dataclass_fields__})
+    found += [(_qualified(path), reason) for path, reason in problems(known, has_registry_secret=has_secret)]
     if found:
         lines = [f"Pulumi.{stack}.yaml: {path}: {reason}" for path, reason in found]
         raise ConfigError(f"invalid stack configuration ({len(lines)} problem(s)):\n" + "\n".join(lines))
-    return config
+    return StackConfig.model_validate(data)
+
+
+def _validate(key: str, value: Any) -> Any:
+    """One key on its own, with the same types and constraints as in StackConfig."""
+    field = StackConfig.model_fields[key]
+    annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    return TypeAdapter(annotation).validate_python(value, strict=True)
 
 
 def _unflatten(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
@@ -65,8 +79,8 @@ def _qualified(path: str) -> str:
     return REGION_KEY if path == "region" else f"{NAMESPACE}:{path}"
 
 
-def _problem(error: ErrorDetails) -> Problem:
-    loc = error["loc"]
+def _problem(error: ErrorDetails, prefix: tuple[str, ...]) -> Problem:
+    loc = (*prefix, *error["loc"])
     # "[key]" marks a problem with a mapping's key rather than its value; the key is already in the path.
     parts = [p for p in loc if p != "[key]"]
     path = _qualified("".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip("."))

@@ -1,12 +1,14 @@
-"""Rules that span several keys, checked once every key has passed its own validation."""
+"""Rules that span several keys. Each runs as soon as the keys it reads have passed their own
+validation, so one run reports every problem it can find, even while other keys are broken."""
 
 from __future__ import annotations
 
 import ipaddress
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 
-from stack_config.models import StackConfig
+from stack_config.models import Access, Cluster, Consul, Network, NodeGroup, Registry, TagVariable
 
 Problem = tuple[str, str]  # (key path inside the namespace, what is wrong and what is allowed)
 
@@ -20,7 +22,21 @@ HA_MINIMUM = 3
 RESERVED_GROUP_PREFIXES = ("cluster", "nodes", "consul", "registry", "swarm")
 
 
-def problems(config: StackConfig, *, has_registry_secret: bool) -> list[Problem]:
+@dataclass(frozen=True)
+class Sections:
+    """The namespace's keys that are valid on their own; None where a key is missing or invalid."""
+
+    cluster: Cluster | None
+    network: Network | None
+    access: Access | None
+    consul: Consul | None
+    registry: Registry | None
+    tagVariables: list[TagVariable] | None
+    tags: dict[str, str] | None
+    nodeGroups: list[NodeGroup] | None
+
+
+def problems(config: Sections, *, has_registry_secret: bool) -> list[Problem]:
     return [
         *_network(config),
         *_access(config),
@@ -31,7 +47,9 @@ def problems(config: StackConfig, *, has_registry_secret: bool) -> list[Problem]
     ]
 
 
-def _network(config: StackConfig) -> Iterator[Problem]:
+def _network(config: Sections) -> Iterator[Problem]:
+    if config.network is None:
+        return
     vpc = ipaddress.ip_network(config.network.vpcCidr)
     for i, subnet in enumerate(config.network.subnets):
         cidr = ipaddress.ip_network(subnet.cidr)
@@ -40,31 +58,36 @@ def _network(config: StackConfig) -> Iterator[Problem]:
     yield from _duplicates("network.subnets[{}].id", [s.id for s in config.network.subnets])
 
 
-def _access(config: StackConfig) -> Iterator[Problem]:
+def _access(config: Sections) -> Iterator[Problem]:
+    if config.access is None:
+        return
     for field in ("adminCidrs", "sshCidrs"):
         for i, cidr in enumerate(getattr(config.access, field)):
             if ipaddress.ip_network(cidr).prefixlen == 0:
                 yield f"access.{field}[{i}]", f"{cidr} is the whole internet; list your VPN or office ranges"
 
 
-def _availability(config: StackConfig) -> Iterator[Problem]:
-    if config.consul.serverCount % 2 == 0:
-        yield "consul.serverCount", f"{config.consul.serverCount} is even; use an odd count (1, 3, 5, 7) so a quorum exists"
-    if config.cluster.environment == "production" and not config.cluster.highAvailability:
-        yield "cluster.highAvailability", "production must be highly available; set it to true"
-    if not config.cluster.highAvailability:
+def _availability(config: Sections) -> Iterator[Problem]:
+    consul, cluster, network = config.consul, config.cluster, config.network
+    if consul is not None and consul.serverCount % 2 == 0:
+        yield "consul.serverCount", f"{consul.serverCount} is even; use an odd count (1, 3, 5, 7) so a quorum exists"
+    if cluster is None or not cluster.highAvailability:
+        if cluster is not None and cluster.environment == "production":
+            yield "cluster.highAvailability", "production must be highly available; set it to true"
         return
-    if config.consul.serverCount < HA_MINIMUM:
-        yield "consul.serverCount", f"{config.consul.serverCount} servers is not highly available; use at least {HA_MINIMUM}"
-    zones = config.network.availability_zones
+    if consul is not None and consul.serverCount < HA_MINIMUM:
+        yield "consul.serverCount", f"{consul.serverCount} servers is not highly available; use at least {HA_MINIMUM}"
+    zones = network.availability_zones if network is not None else set(range(HA_MINIMUM))
     if len(zones) < HA_MINIMUM:
         yield "network.subnets", (
             f"the subnets span {len(zones)} availability zone(s); a highly available cluster needs at least {HA_MINIMUM}"
         )
 
 
-def _node_groups(config: StackConfig) -> Iterator[Problem]:
+def _node_groups(config: Sections) -> Iterator[Problem]:
     groups = config.nodeGroups
+    if groups is None:
+        return
     yield from _duplicates("nodeGroups[{}].name", [g.name for g in groups])
     if not any(g.swarmManager for g in groups):
         yield "nodeGroups", "no group has swarmManager: true; the cluster needs exactly one Swarm manager group"
@@ -93,27 +116,30 @@ def _node_groups(config: StackConfig) -> Iterator[Problem]:
                     )
 
 
-def _manager_size(config: StackConfig, path: str, low: int, desired: int, high: int) -> Iterator[Problem]:
+def _manager_size(config: Sections, path: str, low: int, desired: int, high: int) -> Iterator[Problem]:
     if not low == desired == high:
         yield f"{path}.maxSize", "a swarmManager group has a fixed size; set minSize = desiredCapacity = maxSize"
     if desired % 2 == 0:
         yield f"{path}.desiredCapacity", f"{desired} is even; a swarmManager group needs an odd size (1, 3, 5)"
-    if config.cluster.highAvailability and desired < HA_MINIMUM:
+    if config.cluster is not None and config.cluster.highAvailability and desired < HA_MINIMUM:
         yield f"{path}.desiredCapacity", f"{desired} manager(s) is not highly available; use at least {HA_MINIMUM}"
 
 
-def _tags(config: StackConfig) -> Iterator[Problem]:
-    yield from _duplicates("tagVariables[{}].tag", [t.tag for t in config.tagVariables])
-    yield from _duplicates("tagVariables[{}].variable", [t.variable for t in config.tagVariables])
+def _tags(config: Sections) -> Iterator[Problem]:
+    tags, variables = config.tags, config.tagVariables
+    if tags is None or variables is None:
+        return
+    yield from _duplicates("tagVariables[{}].tag", [t.tag for t in variables])
+    yield from _duplicates("tagVariables[{}].variable", [t.variable for t in variables])
     owned = set(RESERVED_TAG_KEYS)
-    for key in config.tags:
+    for key in tags:
         if key in owned or key.startswith("docker."):
             yield f"tags.{key}", "this key is set by the program; remove it"
-    for i, variable in enumerate(config.tagVariables):
-        if variable.tag in owned or variable.tag.startswith("docker.") or variable.tag in config.tags:
+    for i, variable in enumerate(variables):
+        if variable.tag in owned or variable.tag.startswith("docker.") or variable.tag in tags:
             yield f"tagVariables[{i}].tag", f"{variable.tag!r} is already used by another tag; choose a unique key"
-    shared = len(RESERVED_TAG_KEYS) + len(config.tags) + len(config.tagVariables)
-    for i, group in enumerate(config.nodeGroups):
+    shared = len(RESERVED_TAG_KEYS) + len(tags) + len(variables)
+    for i, group in enumerate(config.nodeGroups or []):
         if shared + len(group.labels) > AWS_TAG_LIMIT:
             yield f"nodeGroups[{i}].labels", (
                 f"the group would carry {shared + len(group.labels)} tags (labels, tags, tagVariables and "
@@ -121,8 +147,8 @@ def _tags(config: StackConfig) -> Iterator[Problem]:
             )
 
 
-def _registry(config: StackConfig, has_secret: bool) -> Iterator[Problem]:
-    if config.registry.replicas > 1 and not has_secret:
+def _registry(config: Sections, has_secret: bool) -> Iterator[Problem]:
+    if config.registry is not None and config.registry.replicas > 1 and not has_secret:
         yield "registry.replicas", (
             f"{config.registry.replicas} replicas need a shared secret; run "
             "`pulumi config set --secret swarm-cluster:registryHttpSecret <random>` or use 1 replica"

@@ -1,0 +1,33 @@
+"""Shared fixtures: one recorded run of the whole program per stack, reused by every test module."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from functools import cache
+
+import pytest
+
+from offline.harness import StackRun, run_stack
+
+STACKS = ("staging", "production")
+
+
+@pytest.fixture(autouse=True)
+def _event_loop() -> Iterator[None]:
+    """Pulumi resources need a current loop in the main thread; relying on an implicit one warns."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
+@cache
+def recorded(stack: str) -> StackRun:
+    return run_stack(stack)
+
+
+@pytest.fixture(params=STACKS)
+def stack_run(request: pytest.FixtureRequest) -> StackRun:
+    return recorded(request.param)

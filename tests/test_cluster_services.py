@@ -1,0 +1,172 @@
+"""Whole program, both stacks: internal DNS, Consul servers and the registry with its S3 bucket."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+import yaml
+
+from offline.harness import RecordedResource, StackRun
+from tests.conftest import STACKS, recorded
+from tests.test_swarm_node_groups import INGRESS, _sg_id, _tags, config
+
+BUCKET = "aws:s3/bucket:Bucket"
+
+
+def _companion(run: StackRun, type_: str, bucket: RecordedResource) -> dict[str, object]:
+    [match] = [r for r in run.of_type(type_) if r.inputs["bucket"] == bucket.id]
+    return match.inputs
+
+
+def _policy(run: StackRun, name: str) -> dict[str, object]:
+    document: dict[str, object] = json.loads(run.named("aws:iam/rolePolicy:RolePolicy", name).inputs["policy"])
+    return document
+
+
+def _user_data(run: StackRun, template: str) -> dict[str, object]:
+    text = base64.b64decode(run.named("aws:ec2/launchTemplate:LaunchTemplate", template).inputs["userData"]).decode()
+    document: dict[str, object] = yaml.safe_load(text)
+    return document
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_private_zone_and_both_records(stack: str) -> None:
+    run, cfg = recorded(stack), config(stack)
+    zone = run.named("aws:route53/zone:Zone", f"{stack}-cluster-zone")
+    assert zone.inputs["name"] == cfg.dns.internalZone
+    assert zone.inputs["vpcs"] == [{"vpcId": cfg.network.vpcId, "vpcRegion": cfg.region}]
+    records = {r.inputs["name"]: r.inputs for r in run.of_type("aws:route53/record:Record")}
+    for host in ("consul", "docker", "swarm"):
+        record = records[f"{host}.{cfg.dns.internalZone}"]
+        assert record["zoneId"] == zone.outputs["zoneId"]
+        assert record["type"] == "A" and record["aliases"][0]["evaluateTargetHealth"] is True
+    assert run.exports["consulEndpoint"] == f"consul.{cfg.dns.internalZone}:8500"
+    assert run.exports["registryEndpoint"] == f"docker.{cfg.dns.internalZone}:{cfg.registry.port}"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_consul_servers(stack: str) -> None:
+    run, cfg = recorded(stack), config(stack)
+    asg = run.named("aws:autoscaling/group:Group", f"{stack}-cluster-consul-asg")
+    count = cfg.consul.serverCount
+    assert (asg.inputs["minSize"], asg.inputs["desiredCapacity"], asg.inputs["maxSize"]) == (count, count, count)
+    assert asg.inputs["vpcZoneIdentifiers"] == [s.id for s in cfg.network.subnets]
+    assert count % 2 == 1 and (count >= 3 or not cfg.cluster.highAvailability)
+    preferences = asg.inputs["instanceRefresh"]["preferences"]
+    assert (preferences["minHealthyPercentage"], preferences["maxHealthyPercentage"]) == (100, 110)
+    tags = _tags(asg)
+    assert tags["cluster.component"] == "consul-server"
+    assert tags["consul.cluster"] == stack
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_consul_auto_join_matches_tags_and_permission(stack: str) -> None:
+    run, cfg = recorded(stack), config(stack)
+    consul_json = _consul_config(run, stack)
+    assert consul_json["server"] is True
+    assert consul_json["bootstrap_expect"] == cfg.consul.serverCount
+    [join] = consul_json["retry_join"]
+    assert f"tag_key=consul.cluster tag_value={stack}" in join and "provider=aws" in join
+    assert f"region={cfg.region}" in join
+    [statement] = _policy(run, f"{stack}-cluster-consul-policy")["Statement"]  # type: ignore[misc]
+    assert statement["Action"] == "ec2:DescribeInstances" and statement["Effect"] == "Allow"
+    assert statement["Condition"] == {"StringEquals": {"aws:RequestedRegion": cfg.region}}
+
+
+def _consul_config(run: StackRun, stack: str) -> dict[str, object]:
+    files = _user_data(run, f"{stack}-cluster-consul-lt")["write_files"]
+    [entry] = [f for f in files if str(f["path"]).endswith(".json")]  # type: ignore[union-attr]
+    document: dict[str, object] = json.loads(entry["content"])
+    return document
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_consul_security_groups(stack: str) -> None:
+    run, cfg = recorded(stack), config(stack)
+    consul, nodes, balancer = (_sg_id(run, f"{stack}-{n}") for n in ("consul", "nodes", "consul-lb"))
+    rules = [r.inputs for r in run.of_type(INGRESS) if r.inputs["securityGroupId"] == consul]
+    gossip = {(r["ipProtocol"], r["fromPort"]) for r in rules if r["referencedSecurityGroupId"] == consul}
+    assert gossip == {("tcp", 8300), ("tcp", 8301), ("udp", 8301), ("tcp", 8302), ("udp", 8302)}
+    http = [r for r in rules if r["fromPort"] == 8500]
+    assert [r["referencedSecurityGroupId"] for r in http] == [balancer]
+    clients = [r.inputs for r in run.of_type(INGRESS) if r.inputs["securityGroupId"] == balancer]
+    assert {c.get("cidrIpv4") or c.get("referencedSecurityGroupId") for c in clients} == {*cfg.access.adminCidrs, nodes}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_registry_hosts(stack: str) -> None:
+    run, cfg = recorded(stack), config(stack)
+    asg = run.named("aws:autoscaling/group:Group", f"{stack}-cluster-registry-asg").inputs
+    replicas = cfg.registry.replicas
+    assert (asg["minSize"], asg["desiredCapacity"], asg["maxSize"]) == (replicas, replicas, replicas)
+    assert asg["healthCheckType"] == "ELB"
+    target_group = run.named("aws:lb/targetGroup:TargetGroup", f"{stack}-cluster-registry-endpoint-tg")
+    assert target_group.inputs["healthCheck"]["path"] == "/v2/"
+    assert asg["targetGroupArns"] == [target_group.outputs["arn"]]
+    registry, nodes, balancer = (_sg_id(run, f"{stack}-{n}") for n in ("registry", "nodes", "registry-lb"))
+    into_hosts = [r.inputs for r in run.of_type(INGRESS) if r.inputs["securityGroupId"] == registry]
+    assert [(r["fromPort"], r["referencedSecurityGroupId"]) for r in into_hosts] == [(cfg.registry.port, balancer)]
+    clients = [r.inputs for r in run.of_type(INGRESS) if r.inputs["securityGroupId"] == balancer]
+    assert {c.get("cidrIpv4") or c.get("referencedSecurityGroupId") for c in clients} == {*cfg.access.adminCidrs, nodes}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_registry_config_points_at_the_bucket(stack: str) -> None:
+    run, cfg = recorded(stack), config(stack)
+    files = _user_data(run, f"{stack}-cluster-registry-lt")["write_files"]
+    [entry] = [f for f in files if str(f["path"]).endswith("config.yml")]  # type: ignore[union-attr]
+    registry = yaml.safe_load(entry["content"])
+    s3 = registry["storage"]["s3"]
+    assert (s3["bucket"], s3["region"]) == (cfg.registry.bucketName, cfg.region)
+    assert not {"accesskey", "secretkey"} & set(s3), "credentials come from the instance role"
+    assert ("secret" in registry["http"]) == (cfg.registry.replicas > 1)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_bucket_protections(stack: str) -> None:
+    run, cfg = recorded(stack), config(stack)
+    bucket = run.named(BUCKET, f"{stack}-cluster-registry-bucket")
+    assert bucket.inputs["bucket"] == cfg.registry.bucketName and bucket.inputs["forceDestroy"] is False
+    block = _companion(run, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", bucket)
+    assert all(block[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
+    encryption = _companion(
+        run, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", bucket
+    )
+    [rule] = encryption["rules"]  # type: ignore[misc]
+    assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] in ("AES256", "aws:kms")
+    versioning = _companion(run, "aws:s3/bucketVersioning:BucketVersioning", bucket)
+    assert versioning["versioningConfiguration"] == {"status": "Enabled"}
+    policy = json.loads(str(_companion(run, "aws:s3/bucketPolicy:BucketPolicy", bucket)["policy"]))
+    [deny] = policy["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert set(deny["Resource"]) == {bucket.outputs["arn"], bucket.outputs["arn"] + "/*"}
+
+
+def test_bucket_is_protected_in_production_only() -> None:
+    production = recorded("production").named(BUCKET, "production-cluster-registry-bucket")
+    staging = recorded("staging").named(BUCKET, "staging-cluster-registry-bucket")
+    assert production.protect and production.retain_on_delete
+    assert not staging.protect and not staging.retain_on_delete
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_registry_role_touches_only_its_bucket(stack: str) -> None:
+    run = recorded(stack)
+    arn = run.named(BUCKET, f"{stack}-cluster-registry-bucket").outputs["arn"]
+    statements = _policy(run, f"{stack}-cluster-registry-policy")["Statement"]
+    s3 = [s for s in statements if any(a.startswith("s3:") for a in s["Action"])]  # type: ignore[union-attr]
+    assert {s["Resource"] for s in s3} == {arn, f"{arn}/*"}
+    assert all(not a.endswith("*") for s in statements for a in s["Action"])  # type: ignore[union-attr]
+    kms = [s for s in statements if s["Sid"] == "RegistryBucketKey"]  # type: ignore[index]
+    assert [s["Resource"] for s in kms] == ([config(stack).rancheros.kmsKeyArn] if config(stack).rancheros.kmsKeyArn else [])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_node_groups_consume_service_endpoints(stack: str) -> None:
+    run, cfg = recorded(stack), config(stack)
+    for group in cfg.nodeGroups:
+        text = str(_user_data(run, f"{stack}-{group.name}-lt"))
+        assert f"consul.{cfg.dns.internalZone}:8500" in text
+        assert f"docker.{cfg.dns.internalZone}:{cfg.registry.port}" in text

@@ -1,0 +1,130 @@
+"""The program as a whole: component conventions, bad config handling and the offline plan command."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pulumi
+import pytest
+
+from offline.harness import StackRun, run_stack
+from offline.stack_files import PROJECT_ROOT, stack_config_map
+from tests.conftest import STACKS, recorded
+
+COMPONENT_TYPE = re.compile(r"^swarmcluster:[a-z]+:[A-Z][A-Za-z]+$")
+PROGRAM_FILES = ("Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.production.yaml", "__main__.py")
+PROGRAM_DIRS = ("components", "stack_config", "rendering", "offline")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_resource_lives_in_a_component_and_derives_its_name(stack: str) -> None:
+    run = recorded(stack)
+    by_urn = {r.urn: r for r in run.resources}
+    for resource in run.resources:
+        if not resource.custom:
+            assert COMPONENT_TYPE.match(resource.type), resource.type
+        parent = by_urn.get(resource.parent or "")
+        if resource.custom:
+            assert parent is not None and not parent.custom, f"{resource.name} is not inside a component"
+        if parent is not None:
+            assert resource.name.startswith(parent.name), f"{resource.name} is not named after {parent.name}"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_taggable_resource_is_tagged(stack: str) -> None:
+    run = recorded(stack)
+    for resource in run.resources:
+        if resource.custom and "tags" in resource.inputs and isinstance(resource.inputs["tags"], dict):
+            assert resource.inputs["tags"].get("Project") == "example", resource.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_invokes_reach_the_cloud(stack: str) -> None:
+    assert recorded(stack).invokes == []
+
+
+def test_bad_config_fails_before_any_resource() -> None:
+    values, _ = stack_config_map("staging")
+    groups = json.loads(values["swarm-cluster:nodeGroups"])
+    groups[1]["maxSize"] = 0
+    values["swarm-cluster:nodeGroups"] = json.dumps(groups)
+    values["swarm-cluster:consul"] = json.dumps({"serverCount": 2})
+    with pytest.raises(pulumi.RunError) as caught:
+        run_stack("staging", config=values)
+    message = str(caught.value)
+    assert "Pulumi.staging.yaml: swarm-cluster:nodeGroups[1].maxSize: " in message
+    assert "Pulumi.staging.yaml: swarm-cluster:consul.serverCount: 2 is even" in message
+
+
+def test_run_is_deterministic() -> None:
+    first, second = run_stack("production"), recorded("production")
+    assert _comparable(first) == _comparable(second)
+
+
+def _comparable(run: StackRun) -> list[tuple[str, str, str | None, str]]:
+    return [(r.type, r.name, r.parent, json.dumps(r.inputs, sort_keys=True)) for r in run.resources]
+
+
+def _project_copy(tmp_path: Path) -> Path:
+    for name in PROGRAM_FILES:
+        shutil.copy(PROJECT_ROOT / name, tmp_path / name)
+    for name in PROGRAM_DIRS:
+        shutil.copytree(PROJECT_ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+def _plan(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "offline.plan", *args], cwd=project, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_plan_prints_the_tree_and_writes_user_data(tmp_path: Path) -> None:
+    project = _project_copy(tmp_path)
+    result = _plan(project, "staging")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("OFFLINE PLAN")
+    assert "swarmcluster:nodes:SwarmNodeGroup" in result.stdout and "staging-web-asg" in result.stdout
+    assert "swarmManagerEndpoint" in result.stdout
+    written = sorted(p.parent.name for p in (project / "build/plan/staging").glob("*/user-data.yaml"))
+    assert written == sorted(
+        ["staging-cluster-consul", "staging-cluster-registry"]
+        + [f"staging-{g}" for g in ("managers", "frontend", "web", "services", "queue", "db")]
+    )
+
+
+def test_plan_json_is_complete_and_deterministic(tmp_path: Path) -> None:
+    project = _project_copy(tmp_path)
+    first, second = _plan(project, "production", "--json"), _plan(project, "production", "--json")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+    document = json.loads(first.stdout)
+    assert document["offline"] is True and len(document["resources"]) == len(recorded("production").resources)
+    template = next(r for r in document["resources"] if r["name"] == "production-web-lt")
+    assert template["parent"] == "swarmcluster:hosts:RancherOSFleet::production-web"
+    assert template["inputs"]["metadataOptions"]["httpTokens"] == "optional"
+
+
+def test_plan_of_a_broken_stack_file_exits_2_without_traceback(tmp_path: Path) -> None:
+    project = _project_copy(tmp_path)
+    stack_file = project / "Pulumi.staging.yaml"
+    stack_file.write_text(
+        stack_file.read_text().replace("serverCount: 1", "serverCount: 4").replace("amiId: ami-", "amiId: img-")
+    )
+    result = _plan(project, "staging")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "Pulumi.staging.yaml: swarm-cluster:consul.serverCount: 4 is even" in result.stderr
+    assert "Pulumi.staging.yaml: swarm-cluster:rancheros.amiId: 'img-0c3f2b8a7d9e41f56' is not an AMI id" in result.stderr
+    assert not (project / "build").exists(), "nothing is written for a config that does not validate"
+
+
+def test_plan_of_an_unknown_stack_exits_2(tmp_path: Path) -> None:
+    result = _plan(_project_copy(tmp_path), "qa")
+    assert result.returncode == 2
+    assert "Pulumi.qa.yaml: no such stack file; the stacks are: production, staging" in result.stderr

@@ -1,0 +1,237 @@
+"""Whole program, both stacks: every SwarmNodeGroup property asserted on the recorded resources."""
+
+from __future__ import annotations
+
+import base64
+import json
+from functools import cache
+
+import pytest
+
+from offline.harness import RecordedResource, StackRun
+from offline.stack_files import stack_config_map
+from stack_config.loader import load_stack_config
+from stack_config.models import NodeGroup, StackConfig
+from tests.conftest import STACKS, recorded
+
+GROUP = "aws:autoscaling/group:Group"
+TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+POLICY = "aws:autoscaling/policy:Policy"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+NODE_GROUP = "swarmcluster:nodes:SwarmNodeGroup"
+SENSITIVE_PORTS = {22, 2375, 2376, 4000, 4789, 5000, 7946, 8300, 8301, 8302, 8500}
+
+
+@cache
+def config(stack: str) -> StackConfig:
+    return load_stack_config(stack, stack_config_map(stack)[0])
+
+
+def cases() -> list[tuple[str, str]]:
+    return [(stack, group.name) for stack in STACKS for group in config(stack).nodeGroups]
+
+
+def _group(stack: str, name: str) -> NodeGroup:
+    return next(g for g in config(stack).nodeGroups if g.name == name)
+
+
+def _tags(asg: RecordedResource) -> dict[str, str]:
+    assert all(t["propagateAtLaunch"] is True for t in asg.inputs["tags"])
+    return {t["key"]: t["value"] for t in asg.inputs["tags"]}
+
+
+def _sg_id(run: StackRun, aws_name: str) -> str:
+    [match] = [r for r in run.of_type(SECURITY_GROUP) if r.inputs["name"] == aws_name]
+    return match.id
+
+
+@pytest.mark.parametrize(("stack", "name"), cases())
+def test_one_complete_component_per_group(stack: str, name: str) -> None:
+    run = recorded(stack)
+    component = run.named(NODE_GROUP, f"{stack}-{name}")
+    kinds = {r.type for r in run.resources if _descends(run, r, component)}
+    assert {GROUP, TEMPLATE, SECURITY_GROUP, "aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile"} <= kinds
+    assert (POLICY in kinds) == _group(stack, name).autoscaled
+
+
+@pytest.mark.parametrize(("stack", "name"), cases())
+def test_launch_template(stack: str, name: str) -> None:
+    run, group, cfg = recorded(stack), _group(stack, name), config(stack)
+    template = run.named(TEMPLATE, f"{stack}-{name}-lt").inputs
+    assert template["name"] == f"{stack}-{name}"
+    assert template["imageId"] == cfg.rancheros.amiId
+    assert template["instanceType"] == group.instanceType
+    assert template["metadataOptions"] == {
+        "httpEndpoint": "enabled",
+        "httpTokens": "optional",
+        "httpPutResponseHopLimit": 1.0,
+        "instanceMetadataTags": "enabled",
+    }
+    [device] = template["blockDeviceMappings"]
+    assert device["deviceName"] == cfg.rancheros.rootDeviceName
+    assert device["ebs"]["encrypted"] == "true" and device["ebs"]["volumeType"] == "gp3"
+    assert device["ebs"]["volumeSize"] == group.rootVolumeSizeGb
+    assert device["ebs"].get("kmsKeyId") == cfg.rancheros.kmsKeyArn
+    assert template["monitoring"] == {"enabled": True}
+    assert template["updateDefaultVersion"] is True
+    assert {spec["resourceType"] for spec in template["tagSpecifications"]} == {"instance", "volume"}
+    assert template["iamInstanceProfile"]["arn"].endswith(f":instance-profile/{stack}-{name}")
+    user_data = base64.b64decode(template["userData"]).decode()
+    assert user_data.startswith("#cloud-config\n")
+    assert len(template["vpcSecurityGroupIds"]) == 2
+
+
+@pytest.mark.parametrize(("stack", "name"), cases())
+def test_autoscaling_group(stack: str, name: str) -> None:
+    run, group, cfg = recorded(stack), _group(stack, name), config(stack)
+    asg = run.named(GROUP, f"{stack}-{name}-asg").inputs
+    assert asg["launchTemplate"]["version"] == "1", "pinned to the template's latest version number, not $Latest"
+    assert asg["vpcZoneIdentifiers"] == [s.id for s in cfg.network.subnets]
+    assert (asg["minSize"], asg["desiredCapacity"], asg["maxSize"]) == (
+        group.minSize,
+        group.desiredCapacity,
+        group.maxSize,
+    )
+    assert asg["healthCheckGracePeriod"] > 0 and asg["defaultInstanceWarmup"] > 0
+    assert "GroupInServiceInstances" in asg["enabledMetrics"]
+    assert asg["terminationPolicies"][0] == "OldestLaunchTemplate"
+    assert asg["protectFromScaleIn"] is group.scale_in_protected
+    refresh = asg["instanceRefresh"]
+    assert refresh["strategy"] == "Rolling"
+    preferences = refresh["preferences"]
+    assert preferences["scaleInProtectedInstances"] == "Refresh"
+    if group.swarmManager:
+        assert (preferences["minHealthyPercentage"], preferences["maxHealthyPercentage"]) == (100, 110)
+    else:
+        assert preferences["minHealthyPercentage"] == group.minHealthyPercentage
+
+
+@pytest.mark.parametrize(("stack", "name"), cases())
+def test_every_tag_is_propagated(stack: str, name: str) -> None:
+    run, group, cfg = recorded(stack), _group(stack, name), config(stack)
+    tags = _tags(run.named(GROUP, f"{stack}-{name}-asg"))
+    assert tags["Name"] == f"{stack}-{name}"
+    assert tags["docker.environment"] == stack
+    assert tags["docker.role"] == group.role
+    assert tags["cluster.component"] == ("swarm-manager" if group.swarmManager else "swarm-node")
+    for key, value in group.labels.items():
+        assert tags[key] == value
+    for variable in cfg.tagVariables:
+        assert tags[variable.tag] == variable.value
+    for key, value in cfg.tags.items():
+        assert tags[key] == value
+    assert len(tags) <= 50
+
+
+@pytest.mark.parametrize(("stack", "name"), cases())
+def test_cpu_target_tracking(stack: str, name: str) -> None:
+    run, group = recorded(stack), _group(stack, name)
+    policies = [p for p in run.of_type(POLICY) if p.name == f"{stack}-{name}-cpu"]
+    if not group.autoscaled:
+        assert policies == []
+        return
+    [policy] = policies
+    assert policy.inputs["policyType"] == "TargetTrackingScaling"
+    assert policy.inputs["autoscalingGroupName"] == f"{stack}-{name}"
+    tracking = policy.inputs["targetTrackingConfiguration"]
+    assert tracking["predefinedMetricSpecification"]["predefinedMetricType"] == "ASGAverageCPUUtilization"
+    assert tracking["targetValue"] == group.scaling.cpuTargetPercent
+    assert tracking.get("disableScaleIn", False) is group.scaling.disableScaleIn
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_manager_endpoint(stack: str) -> None:
+    run, cfg = recorded(stack), config(stack)
+    balancer = run.named("aws:lb/loadBalancer:LoadBalancer", f"{stack}-managers-endpoint-nlb").inputs
+    assert balancer["internal"] is True and balancer["loadBalancerType"] == "network"
+    target_group = run.named("aws:lb/targetGroup:TargetGroup", f"{stack}-managers-endpoint-tg").inputs
+    assert (target_group["port"], target_group["protocol"]) == (4000, "TCP")
+    record = run.named("aws:route53/record:Record", f"{stack}-managers-endpoint-dns").inputs
+    assert record["name"] == f"swarm.{cfg.dns.internalZone}"
+    asg = run.named(GROUP, f"{stack}-managers-asg").inputs
+    target_group_arn = run.named("aws:lb/targetGroup:TargetGroup", f"{stack}-managers-endpoint-tg").outputs["arn"]
+    assert asg["targetGroupArns"] == [target_group_arn]
+    assert run.exports["swarmManagerEndpoint"] == f"swarm.{cfg.dns.internalZone}:4000"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_cluster_port_is_open_to_the_world(stack: str) -> None:
+    for rule in recorded(stack).of_type(INGRESS):
+        world = rule.inputs.get("cidrIpv4") == "0.0.0.0/0" or rule.inputs.get("cidrIpv6") == "::/0"
+        low, high = rule.inputs.get("fromPort", 0), rule.inputs.get("toPort", 65535)
+        exposed = {p for p in SENSITIVE_PORTS if low <= p <= high} or rule.inputs["ipProtocol"] == "-1"
+        assert not (world and exposed), f"{rule.name} opens {low}-{high} to the world"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_docker_api_only_from_managers(stack: str) -> None:
+    run = recorded(stack)
+    rules = [r for r in run.of_type(INGRESS) if r.inputs.get("fromPort") == 2375]
+    assert len(rules) == 1
+    [rule] = rules
+    assert rule.inputs["securityGroupId"] == _sg_id(run, f"{stack}-nodes")
+    assert rule.inputs["referencedSecurityGroupId"] == _sg_id(run, f"{stack}-managers")
+    assert "cidrIpv4" not in rule.inputs
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_swarm_manager_port_only_from_admins_and_its_balancer(stack: str) -> None:
+    run, cfg = recorded(stack), config(stack)
+    balancer_sg = _sg_id(run, f"{stack}-swarm-lb")
+    for rule in (r for r in run.of_type(INGRESS) if r.inputs.get("fromPort") == 4000):
+        source = rule.inputs.get("cidrIpv4") or rule.inputs.get("referencedSecurityGroupId")
+        assert source in {*cfg.access.adminCidrs, balancer_sg}, rule.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_overlay_only_among_nodes_and_no_ssh_by_default(stack: str) -> None:
+    run = recorded(stack)
+    nodes = _sg_id(run, f"{stack}-nodes")
+    overlay = [r for r in run.of_type(INGRESS) if r.inputs.get("fromPort") in (7946, 4789)]
+    assert {(r.inputs["ipProtocol"], r.inputs["fromPort"]) for r in overlay} == {("tcp", 7946), ("udp", 7946), ("udp", 4789)}
+    assert all(r.inputs["referencedSecurityGroupId"] == nodes == r.inputs["securityGroupId"] for r in overlay)
+    assert not [r for r in run.of_type(INGRESS) if r.inputs.get("fromPort") == 22]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_public_ports_only_where_a_group_asks(stack: str) -> None:
+    run, cfg = recorded(stack), config(stack)
+    world = {r.name for r in run.of_type(INGRESS) if r.inputs.get("cidrIpv4") == "0.0.0.0/0"}
+    asked = {
+        f"{stack}-{g.name}-in-{i.protocol}-{i.port}-{k}"
+        for g in cfg.nodeGroups
+        for i in g.ingress
+        for k, cidr in enumerate(i.cidrs)
+        if cidr == "0.0.0.0/0"
+    }
+    assert world == asked and asked
+
+
+@pytest.mark.parametrize(("stack", "name"), cases())
+def test_node_role_carries_nothing_but_optional_ssm(stack: str, name: str) -> None:
+    run = recorded(stack)
+    role = run.named("aws:iam/role:Role", f"{stack}-{name}-role").inputs
+    assert json.loads(role["assumeRolePolicy"])["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+    inline = [p for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if p.name == f"{stack}-{name}-policy"]
+    assert inline == [], "Swarm nodes need no AWS API access"
+    attached = [a for a in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if a.name.startswith(f"{stack}-{name}-")]
+    assert len(attached) == int(config(stack).access.ssmSessionManager)
+
+
+def test_group_outputs_are_exported() -> None:
+    run = recorded("production")
+    exported = run.exports["nodeGroups"]
+    assert set(exported) == {g.name for g in config("production").nodeGroups}
+    assert exported["web"]["autoscalingGroupName"] == "production-web"
+    assert exported["web"]["launchTemplateVersion"] == 1
+    assert exported["web"]["roleArn"].endswith(":role/production-web")
+
+
+def _descends(run: StackRun, resource: RecordedResource, ancestor: RecordedResource) -> bool:
+    parent = resource.parent
+    while parent is not None:
+        if parent == ancestor.urn:
+            return True
+        parent = next((r.parent for r in run.resources if r.urn == parent), None)
+    return False
