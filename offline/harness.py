@@ -35,7 +35,8 @@ class RecordedResource:
     urn: str
     parent: str | None
     custom: bool
-    inputs: dict[str, Any]
+    inputs: dict[str, Any]  # secrets revealed: this is an offline run with placeholder secrets
+    secret_inputs: tuple[str, ...]  # top-level inputs Pulumi would encrypt in state
     id: str  # what the offline cloud answered: the id and every output the program can read
     outputs: dict[str, Any]
     protect: bool
@@ -104,13 +105,15 @@ class _RecordingMonitor(mocks.MockMonitor):
         if request.type == STACK_TYPE:
             return response
         registered = self.resources[response.urn]
+        inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
         record = RecordedResource(
             type=request.type,
             name=request.name,
             urn=response.urn,
             parent=request.parent or None,
             custom=request.custom,
-            inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
+            inputs={key: _reveal(value) for key, value in inputs.items()},
+            secret_inputs=tuple(sorted(key for key, value in inputs.items() if _is_secret(value))),
             id=registered.id,
             outputs=registered.state,
             protect=bool(request.protect),
@@ -136,6 +139,20 @@ class _RecordingMonitor(mocks.MockMonitor):
         return response
 
 
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig
+
+
+def _reveal(value: Any) -> Any:
+    if _is_secret(value):
+        return _reveal(value["value"])
+    if isinstance(value, dict):
+        return {k: _reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_reveal(v) for v in value]
+    return value
+
+
 def run_stack(
     stack: str,
     *,
@@ -158,7 +175,11 @@ def run_stack(
         set_all_config(values, secret_keys)
         settings.configure(_mock_settings(monitor, project_name(project_dir), stack, preview))
         program = str(project_dir / "__main__.py")
-        loop.run_until_complete(run_in_stack(lambda: runpy.run_path(program, run_name="__main__")))
+
+        def run_program() -> None:
+            runpy.run_path(program, run_name="__main__")
+
+        loop.run_until_complete(run_in_stack(run_program))
     finally:
         _close_loops(loop, monitor)
     run.resources.sort(key=lambda r: r.urn)

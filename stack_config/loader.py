@@ -51,7 +51,7 @@ def load_stack_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
 def _validate(key: str, value: Any) -> Any:
     """One key on its own, with the same types and constraints as in StackConfig."""
     field = StackConfig.model_fields[key]
-    annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    annotation: Any = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
     return TypeAdapter(annotation).validate_python(value, strict=True)
 
 

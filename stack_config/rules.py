@@ -18,6 +18,8 @@ RESERVED_TAG_KEYS = ("Name", "docker.environment", "docker.role", "cluster.compo
 # Ports no config may open to the whole internet: SSH, Docker API, Swarm, overlay, registry, Consul.
 CLUSTER_PORTS = frozenset((22, 2375, 2376, 4000, 4789, 5000, 7946, 8300, 8301, 8302, 8500))
 HA_MINIMUM = 3
+# Hostnames are <environment>-<group>-<instance id (19)> and may have at most 63 characters.
+HOSTNAME_BUDGET = 63 - len("--i-0123456789abcdef0")
 # Names the cluster services use for their AWS resources (security groups, load balancers, roles).
 RESERVED_GROUP_PREFIXES = ("cluster", "nodes", "consul", "registry", "swarm")
 
@@ -96,6 +98,11 @@ def _node_groups(config: Sections) -> Iterator[Problem]:
         yield f"nodeGroups[{i}].swarmManager", f"only one Swarm manager group is allowed; nodeGroups[{managers[0]}] is one"
     for i, group in enumerate(groups):
         path = f"nodeGroups[{i}]"
+        if config.cluster is not None and len(config.cluster.environment) + len(group.name) > HOSTNAME_BUDGET:
+            yield f"{path}.name", (
+                f"{group.name!r} with environment {config.cluster.environment!r} makes node hostnames longer than "
+                f"63 characters; keep the two names under {HOSTNAME_BUDGET + 1} characters together"
+            )
         if group.name.startswith(RESERVED_GROUP_PREFIXES):
             yield f"{path}.name", (
                 f"{group.name!r} would clash with the cluster services' AWS names; "

@@ -84,6 +84,14 @@ def _delete(path: str) -> Callable[[Raw], None]:
     return mutate
 
 
+def _both(first: Callable[[Raw], None], second: Callable[[Raw], None]) -> Callable[[Raw], None]:
+    def mutate(raw: Raw) -> None:
+        first(raw)
+        second(raw)
+
+    return mutate
+
+
 INVALID = [
     # (stack, mutation, key path in the message, words of the reason)
     ("staging", _set("nodeGroups.1.minSize", 5), "swarm-cluster:nodeGroups[1].desiredCapacity", "minSize <= desiredCapacity <= maxSize"),
@@ -97,6 +105,7 @@ INVALID = [
     ("staging", _set("nodeGroups.1.labels", {"tier": "edge"}), "swarm-cluster:nodeGroups[1].labels.tier", "docker.* label key"),
     ("staging", _set("nodeGroups.1.labels", {"docker.role": "x"}), "swarm-cluster:nodeGroups[1].labels.docker.role", "set from cluster.environment"),
     ("staging", _set("nodeGroups.1.name", "consul-edge"), "swarm-cluster:nodeGroups[1].name", "clash with the cluster services"),
+    ("staging", _both(_set("cluster.environment", "staging-eu-west-blue-a"), _set("nodeGroups.1.name", "frontend-edge-tier-one")), "swarm-cluster:nodeGroups[1].name", "longer than 63"),
     ("staging", _set("nodeGroups.1.ingress.0.port", 2375), "swarm-cluster:nodeGroups[1].ingress[0].cidrs[0]", "cluster port"),
     ("staging", _set("nodeGroups.2.minSize", "1"), "swarm-cluster:nodeGroups[2].minSize", "valid integer"),
     ("staging", _set("consul.serverCount", 2), "swarm-cluster:consul.serverCount", "odd count"),

@@ -1,0 +1,99 @@
+"""Consul server: the agent's JSON config and the user-data that runs it as a RancherOS service.
+
+Servers find each other with cloud auto-join (`provider=aws`, by EC2 tag; needs ec2:DescribeInstances
+and the instance role, hence host networking). The agent binds to eth0 through a go-sockaddr template,
+so one config serves every server. The config is written by the console (`write_files`) into /opt,
+which the console shares with the host; the service waits for it, since RancherOS may start the
+container before the console has written its files on the first boot.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rendering.cloud_config import finish, host_document, merge, require_image, require_name, system_service
+
+CONFIG_DIR = "/opt/consul/config"
+DATA_DIR = "/opt/consul/data"
+CONFIG_FILE = "server.json"
+_IN_CONTAINER = "/etc/consul.d"
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
+_DATACENTER = re.compile(r"[a-z0-9_-]{1,64}")
+_TAG = re.compile(r"[A-Za-z0-9_.:/+@-]{1,128}")  # go-discover splits on spaces; `=` would be ambiguous
+
+
+@dataclass(frozen=True)
+class ConsulServerSpec:
+    environment: str
+    datacenter: str
+    image: str  # pinned, e.g. "hashicorp/consul:1.20.2"
+    bootstrap_expect: int
+    region: str  # for cloud auto-join
+    join_tag_key: str  # EC2 tag the servers carry, for provider=aws auto-join
+    join_tag_value: str
+    ssh_authorized_keys: Sequence[str]
+
+
+def render_consul_config(spec: ConsulServerSpec) -> str:
+    if spec.bootstrap_expect < 1:
+        raise ValueError(f"bootstrap_expect is {spec.bootstrap_expect}; it must be at least 1")
+    if not _DATACENTER.fullmatch(spec.datacenter):
+        raise ValueError(f"datacenter {spec.datacenter!r} must be lower-case letters, digits, '_' or '-'")
+    if not _REGION.fullmatch(spec.region):
+        raise ValueError(f"region {spec.region!r} is not an AWS region such as eu-west-1")
+    for what, tag in (("join_tag_key", spec.join_tag_key), ("join_tag_value", spec.join_tag_value)):
+        if not _TAG.fullmatch(tag):
+            raise ValueError(f"{what} {tag!r} may only hold letters, digits and _.:/+@- (no spaces or '=')")
+    config = {
+        "server": True,
+        "bootstrap_expect": spec.bootstrap_expect,
+        "datacenter": spec.datacenter,
+        "data_dir": "/consul/data",
+        "bind_addr": '{{ GetInterfaceIP "eth0" }}',
+        "client_addr": "0.0.0.0",
+        "retry_join": [
+            f"provider=aws region={spec.region} tag_key={spec.join_tag_key} tag_value={spec.join_tag_value}"
+        ],
+        "ui_config": {"enabled": True},
+        "disable_update_check": True,
+        "log_level": "INFO",
+    }
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+def render_consul_server(spec: ConsulServerSpec) -> str:
+    what = f"{spec.environment} consul server"
+    image = require_image(spec.image, f"{what}: image")
+    config = f"{_IN_CONTAINER}/{CONFIG_FILE}"
+    start = (
+        f"until [ -s {config} ]; do echo waiting for {config}; sleep 2; done; "
+        f"exec docker-entrypoint.sh agent -config-file={config}"
+    )
+    extra = {
+        "write_files": [
+            {
+                "path": f"{CONFIG_DIR}/{CONFIG_FILE}",
+                "permissions": "0644",
+                "owner": "root",
+                "content": render_consul_config(spec),
+            }
+        ],
+        "rancher": {
+            "services": {
+                "consul-server": system_service(
+                    image,
+                    entrypoint=["/bin/sh", "-c", start],
+                    labels={"io.rancher.os.after": "console"},
+                    net="host",
+                    uts="host",
+                    restart="always",
+                    volumes=[f"{CONFIG_DIR}:{_IN_CONTAINER}:ro", f"{DATA_DIR}:/consul/data"],
+                )
+            }
+        },
+    }
+    base = host_document(require_name(spec.environment, "environment"), "consul", spec.ssh_authorized_keys)
+    return finish(merge(base, extra), what)

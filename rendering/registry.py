@@ -1,0 +1,104 @@
+"""Docker registry (distribution 2.x) on S3: its config.yml and the user-data that runs it.
+
+No access keys anywhere: the S3 driver falls back to the instance role, which it fetches from the
+metadata service, so the registry runs with host networking (node-bootstrap's IMDS rule only drops
+forwarded container traffic). Redirects are disabled so engines never need S3 access of their own and
+presigned URLs never outlive role credentials; every blob goes through the registry instead. Deletes
+stay off (no garbage-collection process exists here). Uploads abandoned for a week are purged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rendering.cloud_config import (
+    dump_yaml,
+    finish,
+    host_document,
+    merge,
+    require_image,
+    require_name,
+    require_text,
+    system_service,
+)
+
+CONFIG_DIR = "/opt/registry"
+_IN_CONTAINER = "/etc/docker/registry"
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
+
+
+@dataclass(frozen=True)
+class RegistrySpec:
+    environment: str
+    image: str  # "registry:2.8.3"
+    port: int  # 5000
+    bucket: str
+    region: str
+    http_secret: str | None  # shared secret when replicas > 1; None for one replica
+    ssh_authorized_keys: Sequence[str]
+
+
+def render_registry_config(spec: RegistrySpec) -> str:
+    if not 1 <= spec.port <= 65535:
+        raise ValueError(f"registry port {spec.port} is not a TCP port")
+    if not _BUCKET.fullmatch(spec.bucket):
+        raise ValueError(f"bucket {spec.bucket!r} is not an S3 bucket name")
+    if not _REGION.fullmatch(spec.region):
+        raise ValueError(f"region {spec.region!r} is not an AWS region such as eu-west-1")
+    http: dict[str, Any] = {"addr": f":{spec.port}", "headers": {"X-Content-Type-Options": ["nosniff"]}}
+    if spec.http_secret is not None:
+        if not spec.http_secret.strip():
+            raise ValueError("http_secret is empty; pass None for a single replica")
+        http["secret"] = require_text(spec.http_secret, "http_secret", single_line=True)
+    config = {
+        "version": "0.1",
+        "log": {"level": "info", "fields": {"service": "registry", "environment": spec.environment}},
+        "storage": {
+            "s3": {"region": spec.region, "bucket": spec.bucket, "encrypt": True, "secure": True, "v4auth": True},
+            "delete": {"enabled": False},
+            "redirect": {"disable": True},
+            "cache": {"blobdescriptor": "inmemory"},
+            "maintenance": {
+                "uploadpurging": {"enabled": True, "age": "168h", "interval": "24h", "dryrun": False},
+                "readonly": {"enabled": False},
+            },
+        },
+        "http": http,
+        "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
+    }
+    return dump_yaml(config)
+
+
+def render_registry_host(spec: RegistrySpec) -> str:
+    what = f"{spec.environment} registry"
+    image = require_image(spec.image, f"{what}: image")
+    config = f"{_IN_CONTAINER}/config.yml"
+    start = f"until [ -s {config} ]; do echo waiting for {config}; sleep 2; done; exec registry serve {config}"
+    extra = {
+        "write_files": [
+            {
+                "path": f"{CONFIG_DIR}/config.yml",
+                "permissions": "0600",  # may hold the http secret; the registry runs as root
+                "owner": "root",
+                "content": render_registry_config(spec),
+            }
+        ],
+        "rancher": {
+            "services": {
+                "docker-registry": system_service(
+                    image,
+                    entrypoint=["/bin/sh", "-c", start],
+                    labels={"io.rancher.os.after": "console"},
+                    net="host",
+                    restart="always",
+                    volumes=[f"{CONFIG_DIR}:{_IN_CONTAINER}:ro"],
+                )
+            }
+        },
+    }
+    base = host_document(require_name(spec.environment, "environment"), "registry", spec.ssh_authorized_keys)
+    return finish(merge(base, extra), what)

@@ -1,0 +1,146 @@
+"""Checks for any RancherOS `#cloud-config` user-data; each returns a list of problems (empty = fine).
+
+Shell snippets are extracted as the shell will see them: RancherOS first replaces `$private_ipv4` and
+friends with instance metadata in the whole text, and docker-compose interpolation (`$$` -> `$`,
+`${VAR}` -> a value) applies to service definitions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1].parent / "shared/rancheros/cloud-config.schema.json"
+SHELLCHECK = Path(sys.executable).parent / "shellcheck"
+METADATA_EXAMPLES = {
+    "$private_ipv4": "10.0.0.10",
+    "$public_ipv4": "203.0.113.10",
+    "$private_ipv6": "fd00::10",
+    "$public_ipv6": "2001:db8::10",
+}
+SHELLS = ("sh", "/bin/sh", "bash", "/bin/bash", "ash", "/bin/ash")
+_COMPOSE_VARIABLE = re.compile(r"\$\$|\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*")
+
+
+@cache
+def _validator() -> jsonschema.Draft4Validator:
+    return jsonschema.Draft4Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+
+
+def _load(text: str) -> Any:
+    return yaml.safe_load(text)
+
+
+def schema_errors(text: str) -> list[str]:
+    """First line, YAML syntax and the RancherOS schema (`ros config validate`)."""
+    problems = []
+    if text.split("\n", 1)[0] != "#cloud-config":
+        problems.append("the first line is not exactly '#cloud-config'; RancherOS would ignore the user-data")
+    try:
+        document = _load(text)
+    except yaml.YAMLError as parse_error:
+        return [*problems, f"not YAML: {parse_error}"]
+    for error in sorted(_validator().iter_errors(document), key=lambda e: list(e.absolute_path)):
+        where = ".".join(str(p) for p in error.absolute_path) or "<top>"
+        problems.append(f"{where}: {error.message}")
+    return problems
+
+
+def duplicate_list_items(text: str) -> list[str]:
+    """Repeated items in any list (the schema's lists of strings are uniqueItems)."""
+    problems = []
+    for path, items in _lists(_load(text), ""):
+        seen: list[Any] = []
+        for item in items:
+            if item in seen:
+                problems.append(f"{path or '<top>'}: {item!r} appears more than once")
+            else:
+                seen.append(item)
+    return problems
+
+
+def _lists(node: Any, path: str) -> Iterator[tuple[str, list[Any]]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _lists(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        yield path, node
+        for i, value in enumerate(node):
+            yield from _lists(value, f"{path}[{i}]")
+
+
+def shell_snippets(text: str) -> list[tuple[str, str]]:
+    """(name, script) for every shell script or command the user-data makes RancherOS run."""
+    for token, value in METADATA_EXAMPLES.items():
+        text = text.replace(token, value)
+    document = _load(text) or {}
+    snippets: list[tuple[str, str]] = []
+    for entry in document.get("write_files") or []:
+        content = entry.get("content") or ""
+        if re.match(r"#!\s*\S*/(env\s+)?(ba|a)?sh\b", content):
+            snippets.append((f"write_files {entry.get('path')}", content))
+    for key in ("runcmd", "bootcmd"):
+        for i, command in enumerate(document.get(key) or []):
+            script = command if isinstance(command, str) else shlex.join(str(c) for c in command)
+            snippets.append((f"{key}[{i}]", script))
+    rancher = document.get("rancher") or {}
+    network = rancher.get("network") or {}
+    for key in ("pre_cmds", "post_cmds"):
+        for i, command in enumerate(network.get(key) or []):
+            wrapped = _sh_c(shlex.split(command))
+            if wrapped is not None:
+                snippets.append((f"rancher.network.{key}[{i}]", wrapped))
+    for name, service in (rancher.get("services") or {}).items():
+        for field in ("entrypoint", "command"):
+            inline = _service_script(service, field)
+            if inline is not None:
+                snippets.append((f"rancher.services.{name}.{field}", inline))
+    return snippets
+
+
+def _service_script(service: dict[str, Any], field: str) -> str | None:
+    value = service.get(field)
+    if value is None:
+        return None
+    if field == "command" and service.get("entrypoint"):
+        return None  # the entrypoint gets these as its arguments; it is checked on its own
+    argv = shlex.split(value) if isinstance(value, str) else [str(v) for v in value]
+    script = _sh_c(argv)
+    return None if script is None else _COMPOSE_VARIABLE.sub(_compose_value, script)
+
+
+def _compose_value(match: re.Match[str]) -> str:
+    return "$" if match.group() == "$$" else "interpolated"
+
+
+def _sh_c(argv: list[str]) -> str | None:
+    if len(argv) >= 3 and argv[0] in SHELLS and argv[1] == "-c":
+        return argv[2]
+    return None
+
+
+def shellcheck_errors(text: str) -> list[str]:
+    """Every shellcheck finding (all severities), POSIX sh as on RancherOS's busybox."""
+    problems: list[str] = []
+    for name, script in shell_snippets(text):
+        result = subprocess.run(
+            [str(SHELLCHECK), "--shell=sh", "--format=gcc", "-"],
+            input=script,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode not in (0, 1):
+            raise RuntimeError(f"shellcheck failed on {name}: {result.stderr.strip()}")
+        problems.extend(f"{name}: {line.removeprefix('-:')}" for line in result.stdout.splitlines())
+    return problems

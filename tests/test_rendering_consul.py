@@ -1,0 +1,92 @@
+"""Consul server config and user-data."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from rendering.cloud_config import UserDataTooLarge
+from rendering.consul_server import ConsulServerSpec, render_consul_config, render_consul_server
+from tests.cloud_config_checks import duplicate_list_items, schema_errors, shell_snippets, shellcheck_errors
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0ZXN0a2V5Zm9ydGhlcmVuZGVyZXJ0ZXN0cw== ops@example"
+
+
+def spec(**changes: Any) -> ConsulServerSpec:
+    base = ConsulServerSpec(
+        environment="staging",
+        datacenter="staging",
+        image="hashicorp/consul:1.20.2",
+        bootstrap_expect=3,
+        region="eu-west-1",
+        join_tag_key="consul.cluster",
+        join_tag_value="staging",
+        ssh_authorized_keys=[KEY],
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def test_config_parses_back() -> None:
+    config = json.loads(render_consul_config(spec()))
+    assert config["server"] is True
+    assert config["bootstrap_expect"] == 3
+    assert config["datacenter"] == "staging"
+    assert config["retry_join"] == ["provider=aws region=eu-west-1 tag_key=consul.cluster tag_value=staging"]
+    assert config["client_addr"] == "0.0.0.0"
+    assert config["ui_config"] == {"enabled": True}
+    assert config["data_dir"] == "/consul/data"
+    assert config["bind_addr"] == '{{ GetInterfaceIP "eth0" }}'
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"bootstrap_expect": 0},
+        {"join_tag_value": "two words"},
+        {"join_tag_key": "a=b"},
+        {"region": "Ireland"},
+        {"datacenter": "Staging DC"},
+    ],
+)
+def test_bad_config_input_is_refused(changes: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        render_consul_config(spec(**changes))
+
+
+def test_user_data_passes_every_check() -> None:
+    text = render_consul_server(spec())
+    assert text.split("\n", 1)[0] == "#cloud-config"
+    assert schema_errors(text) == []
+    assert duplicate_list_items(text) == []
+    assert shellcheck_errors(text) == []
+    names = [name for name, _ in shell_snippets(text)]
+    assert "rancher.services.consul-server.entrypoint" in names
+
+
+def test_user_data_writes_the_config_and_runs_consul() -> None:
+    document = yaml.safe_load(render_consul_server(spec()))
+    written = next(f for f in document["write_files"] if f["path"] == "/opt/consul/config/server.json")
+    assert json.loads(written["content"]) == json.loads(render_consul_config(spec()))
+    service = document["rancher"]["services"]["consul-server"]
+    assert service["image"] == "hashicorp/consul:1.20.2"
+    assert service["restart"] == "always"
+    assert service["net"] == "host"
+    assert "/opt/consul/data:/consul/data" in service["volumes"]
+    assert "/opt/consul/config:/etc/consul.d:ro" in service["volumes"]
+    assert service["entrypoint"][-1].endswith("exec docker-entrypoint.sh agent -config-file=/etc/consul.d/server.json")
+    assert "prefix=staging-consul\n" in document["write_files"][0]["content"]
+
+
+def test_unpinned_image_is_refused() -> None:
+    with pytest.raises(ValueError, match="image"):
+        render_consul_server(spec(image="hashicorp/consul"))
+
+
+def test_oversized_user_data_names_the_host() -> None:
+    keys = [f"ssh-ed25519 {'A' * 400}{i:04d} k{i}" for i in range(50)]
+    with pytest.raises(UserDataTooLarge, match="staging consul server"):
+        render_consul_server(spec(ssh_authorized_keys=keys))

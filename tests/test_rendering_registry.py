@@ -1,0 +1,96 @@
+"""Registry config and user-data."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from rendering.cloud_config import UserDataTooLarge
+from rendering.registry import RegistrySpec, render_registry_config, render_registry_host
+from tests.cloud_config_checks import duplicate_list_items, schema_errors, shell_snippets, shellcheck_errors
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0ZXN0a2V5Zm9ydGhlcmVuZGVyZXJ0ZXN0cw== ops@example"
+CREDENTIAL_KEYS = {"accesskey", "secretkey", "sessiontoken", "aws_access_key_id", "aws_secret_access_key"}
+
+
+def spec(**changes: Any) -> RegistrySpec:
+    base = RegistrySpec(
+        environment="staging",
+        image="registry:2.8.3",
+        port=5000,
+        bucket="example-staging-docker-registry",
+        region="eu-west-1",
+        http_secret=None,
+        ssh_authorized_keys=[KEY],
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def keys(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield str(key).lower()
+            yield from keys(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from keys(value)
+
+
+@pytest.mark.parametrize("secret", [None, "0123456789abcdef0123456789abcdef"])
+def test_config_parses_back(secret: str | None) -> None:
+    config = yaml.safe_load(render_registry_config(spec(http_secret=secret)))
+    assert config["version"] == "0.1"
+    s3 = config["storage"]["s3"]
+    assert (s3["region"], s3["bucket"]) == ("eu-west-1", "example-staging-docker-registry")
+    assert s3["encrypt"] is True and s3["secure"] is True
+    assert config["storage"]["delete"] == {"enabled": False}
+    assert config["storage"]["maintenance"]["uploadpurging"]["enabled"] is True
+    assert config["http"]["addr"] == ":5000"
+    assert config["health"]["storagedriver"]["enabled"] is True
+    assert ("secret" in config["http"]) is (secret is not None)
+    if secret is not None:
+        assert config["http"]["secret"] == secret
+    assert not CREDENTIAL_KEYS & set(keys(config))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"port": 0}, {"bucket": "Bad_Bucket"}, {"region": "eu"}, {"http_secret": ""}, {"http_secret": "a\nb"}],
+)
+def test_bad_config_input_is_refused(changes: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        render_registry_config(spec(**changes))
+
+
+@pytest.mark.parametrize("secret", [None, "s3cr3t-with-'quotes'-and-#-and-: colon"])
+def test_user_data_passes_every_check(secret: str | None) -> None:
+    text = render_registry_host(spec(http_secret=secret))
+    assert text.split("\n", 1)[0] == "#cloud-config"
+    assert schema_errors(text) == []
+    assert duplicate_list_items(text) == []
+    assert shellcheck_errors(text) == []
+    assert "rancher.services.docker-registry.entrypoint" in [name for name, _ in shell_snippets(text)]
+
+
+def test_user_data_writes_the_config_and_runs_the_registry() -> None:
+    secret = "s3cr3t-with-'quotes'-and-#-and-: colon"
+    document = yaml.safe_load(render_registry_host(spec(http_secret=secret)))
+    written = next(f for f in document["write_files"] if f["path"] == "/opt/registry/config.yml")
+    assert written["permissions"] == "0600"
+    assert yaml.safe_load(written["content"])["http"]["secret"] == secret
+    service = document["rancher"]["services"]["docker-registry"]
+    assert service["image"] == "registry:2.8.3"
+    assert service["restart"] == "always"
+    assert service["net"] == "host"  # role credentials come from the metadata service
+    assert service["volumes"] == ["/opt/registry:/etc/docker/registry:ro"]
+    assert "prefix=staging-registry\n" in document["write_files"][0]["content"]
+
+
+def test_oversized_user_data_names_the_host() -> None:
+    keys_ = [f"ssh-ed25519 {'A' * 400}{i:04d} k{i}" for i in range(50)]
+    with pytest.raises(UserDataTooLarge, match="staging registry"):
+        render_registry_host(spec(ssh_authorized_keys=keys_))

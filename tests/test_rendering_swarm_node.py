@@ -1,0 +1,293 @@
+"""Swarm node user-data, the shared host pieces, and the reusable checks themselves."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from rendering.cloud_config import METADATA_TOKENS, UserDataTooLarge, bootstrap_script
+from rendering.swarm_node import SwarmNodeSpec, render_swarm_node
+from tests.cloud_config_checks import (
+    duplicate_list_items,
+    schema_errors,
+    shell_snippets,
+    shellcheck_errors,
+)
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0ZXN0a2V5Zm9ydGhlcmVuZGVyZXJ0ZXN0cw== ops@example"
+CONSUL = "consul.staging.example.internal:8500"
+REGISTRY = "docker.staging.example.internal:5000"
+
+
+def spec(**changes: Any) -> SwarmNodeSpec:
+    base = SwarmNodeSpec(
+        environment="staging",
+        group="web",
+        engine_labels={"docker.environment": "staging", "docker.role": "web", "docker.tier": "edge"},
+        variables={"DB_HOST": "db.staging.example.internal", "QUEUE_HOST": "queue.staging.example.internal"},
+        swarm_manager=False,
+        swarm_image="swarm:1.2.9",
+        consul_endpoint=CONSUL,
+        registry_endpoint=REGISTRY,
+        ssh_authorized_keys=[KEY],
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def parsed(node: SwarmNodeSpec) -> dict[str, Any]:
+    document = yaml.safe_load(render_swarm_node(node))
+    assert isinstance(document, dict)
+    return document
+
+
+@pytest.mark.parametrize("manager", [False, True], ids=["worker", "manager"])
+def test_user_data_passes_every_check(manager: bool) -> None:
+    text = render_swarm_node(spec(swarm_manager=manager, group="managers" if manager else "web"))
+    assert text.split("\n", 1)[0] == "#cloud-config"
+    assert schema_errors(text) == []
+    assert duplicate_list_items(text) == []
+    assert shellcheck_errors(text) == []
+    docker = yaml.safe_load(text)["rancher"]["docker"]
+    assert "args" not in docker
+
+
+def test_engine_flags() -> None:
+    docker = parsed(spec())["rancher"]["docker"]
+    assert docker["extra_args"] == [
+        "--label=docker.environment=staging",
+        "--label=docker.role=web",
+        "--label=docker.tier=edge",
+        f"--cluster-store=consul://{CONSUL}",
+        "--cluster-advertise=eth0:2375",
+    ]
+    assert docker["host"] == ["unix:///var/run/docker.sock", "tcp://0.0.0.0:2375"]
+    assert docker["insecure_registry"] == [REGISTRY]
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ({"role": "web"}, "docker.environment"),
+        ({"docker.role": "web", "docker.environment": "production"}, "docker.environment"),
+        ({"docker.environment": "staging"}, "docker.role"),
+        ({"docker.environment": "staging", "docker.role": "web", "com.tier": "x"}, "label key"),
+        ({"docker.environment": "staging", "docker.role": "web", "docker.Tier": "x"}, "label key"),
+        ({"docker.environment": "staging", "docker.role": "web", "docker.tier": "a\nb"}, "docker.tier"),
+        ({"docker.environment": "staging", "docker.role": "web", "docker.ip": "$private_ipv4"}, "private_ipv4"),
+    ],
+)
+def test_bad_labels_are_refused(labels: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        render_swarm_node(spec(engine_labels=labels))
+
+
+@pytest.mark.parametrize("name", ["1ST", "DB-HOST", "DB HOST", "", "AWS_LOCAL_IPV4", "AWS_ACCESS_KEY_ID", "VERSION"])
+def test_bad_variable_names_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="variable"):
+        render_swarm_node(spec(variables={name: "x"}))
+
+
+def test_variable_values_rancheros_would_rewrite_are_refused() -> None:
+    for token in METADATA_TOKENS:
+        with pytest.raises(ValueError, match=re.escape(token)):
+            render_swarm_node(spec(variables={"ADDR": f"http://{token}:80"}))
+
+
+def test_swarm_agent_and_manager() -> None:
+    worker = parsed(spec())["rancher"]["services"]
+    manager = parsed(spec(swarm_manager=True, group="managers"))["rancher"]["services"]
+    assert "swarm-manager" not in worker
+    agent = worker["swarm-agent"]
+    assert agent["image"] == "swarm:1.2.9"
+    assert agent["command"] == ["join", "--advertise=$private_ipv4:2375", f"consul://{CONSUL}"]
+    assert manager["swarm-manager"]["command"] == [
+        "manage", "-H", ":4000", "--replication", "--advertise", "$private_ipv4:4000", f"consul://{CONSUL}",
+    ]  # fmt: skip
+    for service in (agent, manager["swarm-agent"], manager["swarm-manager"]):
+        assert service["restart"] == "always"
+        assert service["net"] == "host"
+        assert service["labels"]["io.rancher.os.scope"] == "system"
+
+
+def test_rancheros_substitutes_the_advertise_address() -> None:
+    text = render_swarm_node(spec()).replace("$private_ipv4", "10.20.1.5")
+    assert "--advertise=10.20.1.5:2375" in yaml.safe_load(text)["rancher"]["services"]["swarm-agent"]["command"]
+
+
+def test_bootstrap_runs_before_user_docker() -> None:
+    document = parsed(spec())
+    service = document["rancher"]["services"]["node-bootstrap"]
+    assert service["labels"] == {
+        "io.rancher.os.scope": "system",
+        "io.rancher.os.after": "network",
+        "io.rancher.os.before": "console",
+        "io.rancher.os.detach": "false",
+        "io.rancher.os.reloadconfig": "true",
+    }
+    assert service["net"] == "host"
+    assert service["privileged"] is True
+    script_file = next(f for f in document["write_files"] if f.get("container") == "node-bootstrap")
+    assert service["command"] == ["sh", script_file["path"]]
+    assert "prefix=staging-web\n" in script_file["content"]
+
+
+def test_ssh_keys_and_no_passwords() -> None:
+    document = parsed(spec(ssh_authorized_keys=[KEY, KEY + " ", KEY]))
+    assert document["ssh_authorized_keys"] == [KEY]
+    assert "password" in document["rancher"]["disable"]
+    rc_local = next(f for f in document["write_files"] if f["path"] == "/etc/rc.local")
+    assert "PasswordAuthentication no" in rc_local["content"]
+    with pytest.raises(ValueError, match="OpenSSH"):
+        render_swarm_node(spec(ssh_authorized_keys=["ssh-rsa AAAA\nssh-rsa BBBB"]))
+    assert "ssh_authorized_keys" not in parsed(spec(ssh_authorized_keys=[]))
+
+
+def test_hostname_must_fit() -> None:
+    with pytest.raises(ValueError, match="hostname"):
+        render_swarm_node(spec(environment="e" * 22, group="g" * 22, engine_labels={
+            "docker.environment": "e" * 22, "docker.role": "web"}))  # fmt: skip
+
+
+def test_oversized_user_data_names_the_group() -> None:
+    with pytest.raises(UserDataTooLarge, match="'web'") as raised:
+        render_swarm_node(spec(variables={"BIG": "x" * 16_000}))
+    assert raised.value.size > 16_384
+
+
+# Label values end up in argv through YAML; variable values only through YAML.
+LABEL_TEXT = st.text(st.characters(blacklist_categories=["Cc", "Cs", "Zl", "Zp"]), max_size=40)
+VARIABLE_TEXT = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=60)
+
+
+def _clean(value: str) -> bool:
+    return not any(token in value for token in METADATA_TOKENS)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    labels=st.dictionaries(st.from_regex(r"docker\.x[a-z0-9]{0,8}", fullmatch=True), LABEL_TEXT.filter(_clean)),
+    variables=st.dictionaries(st.from_regex(r"[A-Z_][A-Z0-9_]{0,10}", fullmatch=True), VARIABLE_TEXT.filter(_clean)),
+)
+@example(labels={"docker.xa": "a: b # c", "docker.xb": "'\"ü", "docker.xc": "yes"}, variables={"Y": "n", "N": "1.0"})
+@example(labels={"docker.xa": " ", "docker.xb": "-", "docker.xc": ""}, variables={"V": "line\nline\r\n\t#"})
+def test_values_round_trip_exactly(labels: dict[str, str], variables: dict[str, str]) -> None:
+    variables = {k: v for k, v in variables.items() if not k.startswith("AWS_")}
+    all_labels = {"docker.environment": "staging", "docker.role": "web", **labels}
+    text = render_swarm_node(spec(engine_labels=all_labels, variables=variables))
+    rancher = yaml.safe_load(text)["rancher"]
+    assert rancher.get("environment", {}) == variables
+    assert [a for a in rancher["docker"]["extra_args"] if a.startswith("--label=")] == [
+        f"--label={k}={v}" for k, v in sorted(all_labels.items())
+    ]
+    assert schema_errors(text) == []
+
+
+# --- The checks must be able to fail ---------------------------------------------------------------
+
+
+def test_schema_errors_catch_what_rancheros_rejects() -> None:
+    bad = "#cloud-config\nrancher:\n  docker:\n    extra_args: [--label, a=1, --label, b=2]\n  debug: 'yes'\n"
+    problems = schema_errors(bad)
+    assert any("rancher.docker.extra_args" in p for p in problems)
+    assert any("rancher.debug" in p for p in problems)
+    assert schema_errors("#cloud-config \nhostname: x\n") != []
+    assert schema_errors("#cloud-config\nrancher:\n  unknown_key: 1\n") != []
+
+
+def test_duplicates_are_found_anywhere() -> None:
+    text = "#cloud-config\nrancher:\n  services:\n    a:\n      volumes: [/x:/x, /x:/x]\n"
+    assert duplicate_list_items(text) == ["rancher.services.a.volumes: '/x:/x' appears more than once"]
+
+
+def test_snippets_and_shellcheck_findings() -> None:
+    text = (
+        "#cloud-config\n"
+        "runcmd:\n- echo $HOME\n"
+        "write_files:\n- path: /x.sh\n  content: |\n    #!/bin/bash\n    [[ -n $1 ]] && echo ok\n"
+        "- path: /data.txt\n  content: 'not a script'\n"
+        "rancher:\n  services:\n    s:\n      entrypoint: [/bin/sh, -c, 'exec foo $$X ${Y}']\n"
+        "    t:\n      command: [join, --advertise=$private_ipv4:2375]\n"
+    )
+    assert shell_snippets(text) == [
+        ("write_files /x.sh", "#!/bin/bash\n[[ -n $1 ]] && echo ok\n"),
+        ("runcmd[0]", "echo $HOME"),
+        ("rancher.services.s.entrypoint", "exec foo $X interpolated"),
+    ]
+    problems = shellcheck_errors(text)
+    assert any(p.startswith("write_files /x.sh:") and "SC3010" in p for p in problems)
+    assert any(p.startswith("runcmd[0]:") and "SC2086" in p for p in problems)
+    assert any(p.startswith("rancher.services.s.entrypoint:") and "SC2086" in p for p in problems)
+
+
+# --- The bootstrap script under a real POSIX shell, with the host's tools stubbed ------------------
+
+STUBS = {
+    "wget": 'case "$*" in\n'
+    '  */instance-id) echo i-0123456789abcdef0 ;;\n'
+    '  */local-ipv4) echo 10.20.1.5 ;;\n'
+    '  */placement/availability-zone) echo eu-west-1a ;;\n'
+    '  */placement/region) echo eu-west-1 ;;\n'
+    '  */instance-type) echo t3.medium ;;\n'
+    '  *) exit 8 ;;\nesac',
+    "iptables": 'echo "iptables $*" >> "$LOG"\ncase "$*" in *" -L "*|*" -C "*) exit 1 ;; esac',
+    "ros": 'echo "ros $*" >> "$LOG"',
+    "hostname": 'echo "hostname $*" >> "$LOG"',
+    "sleep": "exit 0",
+}
+
+
+def test_bootstrap_script_contains_imds_then_names_the_host(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in STUBS.items():
+        stub = bin_dir / name
+        stub.write_text(f"#!/bin/sh\n{body}\n")
+        stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
+    hosts, log = tmp_path / "hosts", tmp_path / "log"
+    hosts.write_text("127.0.0.1 localhost\n")
+    script = bootstrap_script("staging-web").replace("/etc/hosts", str(hosts))
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(log)}
+    result = subprocess.run(["dash", "-c", script], env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    calls = log.read_text().splitlines()
+    assert calls[:4] == [
+        "iptables -w -n -L DOCKER-USER",
+        "iptables -w -N DOCKER-USER",
+        "iptables -w -C DOCKER-USER -d 169.254.169.254/32 -j DROP",
+        "iptables -w -I DOCKER-USER 1 -d 169.254.169.254/32 -j DROP",
+    ]
+    assert "ros config set rancher.environment.AWS_LOCAL_IPV4 10.20.1.5" in calls
+    assert "ros config set rancher.environment.AWS_AVAILABILITY_ZONE eu-west-1a" in calls
+    assert "ros config set rancher.environment.AWS_INSTANCE_TYPE t3.medium" in calls
+    assert "hostname staging-web-i-0123456789abcdef0" in calls
+    assert "ros config set hostname staging-web-i-0123456789abcdef0" in calls
+    assert hosts.read_text().endswith("127.0.1.1 staging-web-i-0123456789abcdef0\n")
+
+
+def test_bootstrap_script_refuses_garbage_metadata(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stubs = {**STUBS, "wget": "echo '<html>error</html>'"}
+    for name, body in stubs.items():
+        stub = bin_dir / name
+        stub.write_text(f"#!/bin/sh\n{body}\n")
+        stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
+    log = tmp_path / "log"
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(log)}
+    result = subprocess.run(
+        ["dash", "-c", bootstrap_script("staging-web")], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1
+    assert "unexpected instance-id" in result.stderr
+    assert "hostname" not in log.read_text()
+    assert "DOCKER-USER 1 -d 169.254.169.254/32 -j DROP" in log.read_text()

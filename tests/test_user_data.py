@@ -1,0 +1,73 @@
+"""Every rendered user-data of both stacks: accepted by RancherOS, consistent with the tags, unchanged
+unless the golden files say so."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+import yaml
+
+from offline.artifacts import write_artifacts
+from offline.harness import RecordedResource
+from tests.cloud_config_checks import duplicate_list_items, schema_errors, shellcheck_errors
+from tests.conftest import STACKS, recorded
+from tests.test_swarm_node_groups import _tags, cases, config
+
+GOLDEN = Path(__file__).parent / "golden"
+USER_DATA_LIMIT = 16_384
+
+
+def _templates() -> list[tuple[str, str]]:
+    return [
+        (stack, template.name)
+        for stack in STACKS
+        for template in recorded(stack).of_type("aws:ec2/launchTemplate:LaunchTemplate")
+    ]
+
+
+def _text(stack: str, template: str) -> str:
+    resource: RecordedResource = recorded(stack).named("aws:ec2/launchTemplate:LaunchTemplate", template)
+    return base64.b64decode(resource.inputs["userData"]).decode("utf-8")
+
+
+@pytest.mark.parametrize(("stack", "template"), _templates())
+def test_rancheros_accepts_the_user_data(stack: str, template: str) -> None:
+    text = _text(stack, template)
+    assert text.split("\n", 1)[0] == "#cloud-config"
+    assert len(text.encode("utf-8")) <= USER_DATA_LIMIT
+    assert schema_errors(text) == []
+    assert duplicate_list_items(text) == []
+    assert "args" not in (yaml.safe_load(text).get("rancher", {}).get("docker") or {})
+
+
+@pytest.mark.parametrize(("stack", "template"), _templates())
+def test_every_shell_snippet_passes_shellcheck(stack: str, template: str) -> None:
+    assert shellcheck_errors(_text(stack, template)) == []
+
+
+@pytest.mark.parametrize(("stack", "name"), cases())
+def test_labels_and_variables_match_the_group_tags(stack: str, name: str) -> None:
+    run, cfg = recorded(stack), config(stack)
+    tags = _tags(run.named("aws:autoscaling/group:Group", f"{stack}-{name}-asg"))
+    rancher = yaml.safe_load(_text(stack, f"{stack}-{name}-lt"))["rancher"]
+    labels = {
+        arg.removeprefix("--label=").split("=", 1)[0]: arg.removeprefix("--label=").split("=", 1)[1]
+        for arg in rancher["docker"]["extra_args"]
+        if arg.startswith("--label=")
+    }
+    assert labels == {k: v for k, v in tags.items() if k.startswith("docker.")}
+    for variable in cfg.tagVariables:
+        assert rancher["environment"][variable.variable] == tags[variable.tag] == variable.value
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_rendered_artifacts_match_the_golden_files(stack: str, tmp_path: Path) -> None:
+    written = write_artifacts(recorded(stack), tmp_path)
+    expected_dir = GOLDEN / stack
+    actual = {p.relative_to(tmp_path): p.read_text() for p in written}
+    expected = {p.relative_to(expected_dir): p.read_text() for p in expected_dir.rglob("*") if p.is_file()}
+    assert sorted(actual) == sorted(expected), "files differ; run `python3 dev.py golden` and review the diff"
+    changed = [str(path) for path in actual if actual[path] != expected[path]]
+    assert not changed, f"rendered artifacts changed: {changed}; run `python3 dev.py golden` and review the diff"

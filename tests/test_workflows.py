@@ -1,0 +1,211 @@
+"""The GitHub Actions workflows: triggers, jobs, steps, permissions, environments and secrets.
+
+PyYAML reads the `on:` key as the boolean True (YAML 1.1), so `trigger()` looks under both.
+actionlint runs on both files when an `actionlint` executable is installed (see `_actionlint()`).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / ".github" / "workflows"
+PULL_REQUEST = WORKFLOWS / "pull-request.yml"
+DEPLOY = WORKFLOWS / "deploy.yml"
+STACKS = ["staging", "production"]
+
+# Reviewed action majors (Node 24 runtimes). pulumi/actions v7 = v6 inputs on Node 24; v6 runs on Node 20,
+# which GitHub removed from its runners in September 2026.
+ACTIONS = {
+    "actions/checkout": "v6",
+    "actions/setup-python": "v6",
+    "actions/upload-artifact": "v7",
+    "aws-actions/configure-aws-credentials": "v6",
+    "pulumi/actions": "v7",
+}
+
+
+def load(path: Path) -> dict[Any, Any]:
+    data = yaml.safe_load(path.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def trigger(workflow: dict[Any, Any]) -> Any:
+    return workflow["on"] if "on" in workflow else workflow[True]
+
+
+def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    result = job["steps"]
+    assert isinstance(result, list)
+    return result
+
+
+def using(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in steps(job) if str(s.get("uses", "")).split("@")[0] == action]
+
+
+def runs(job: dict[str, Any]) -> list[str]:
+    return [str(s["run"]).strip() for s in steps(job) if "run" in s]
+
+
+def pin(requirements: Path, package: str) -> str:
+    match = re.search(rf"^{re.escape(package)}==(\S+)", requirements.read_text(), re.MULTILINE)
+    assert match, f"{package} is not pinned in {requirements}"
+    return match.group(1)
+
+
+def strings(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield str(key)
+            yield from strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from strings(item)
+    elif node is not None:
+        yield str(node)
+
+
+@pytest.fixture(scope="module")
+def pr() -> dict[str, Any]:
+    return load(PULL_REQUEST)
+
+
+@pytest.fixture(scope="module")
+def deploy() -> dict[str, Any]:
+    return load(DEPLOY)
+
+
+# --- pull-request.yml -------------------------------------------------------------------------------------------
+
+
+def test_pull_request_trigger_and_default_permissions(pr: dict[str, Any]) -> None:
+    assert "pull_request" in trigger(pr)
+    assert "pull_request_target" not in trigger(pr)  # would run untrusted code with secrets
+    assert pr["permissions"] == {"contents": "read"}
+    assert set(pr["jobs"]) == {"offline-checks", "preview"}
+
+
+def test_offline_checks_job(pr: dict[str, Any]) -> None:
+    job = pr["jobs"]["offline-checks"]
+    assert "permissions" not in job  # the read-only default
+    assert using(job, "actions/checkout")
+    [python] = using(job, "actions/setup-python")
+    assert str(python["with"]["python-version"]) == "3.11"
+    assert runs(job) == [
+        "python3 dev.py test",
+        "python3 dev.py plan staging --out build/plan/staging",
+        "python3 dev.py plan production --out build/plan/production",
+    ]
+    [upload] = using(job, "actions/upload-artifact")
+    assert upload["with"]["path"] == "build/plan"
+    assert upload["with"]["if-no-files-found"] == "error"
+    assert steps(job)[-1] is upload
+
+
+def test_preview_job(pr: dict[str, Any]) -> None:
+    job = pr["jobs"]["preview"]
+    assert job["needs"] == "offline-checks"
+    assert job["strategy"]["matrix"]["stack"] == STACKS
+    assert job["strategy"]["fail-fast"] is False
+    assert job["permissions"] == {"contents": "read", "pull-requests": "write", "id-token": "write"}
+    assert "github.repository" in job["if"]  # no preview (and no secrets) for forks
+    assert job["env"]["PULUMI_ACCESS_TOKEN"] == "${{ secrets.PULUMI_ACCESS_TOKEN }}"
+    [credentials] = using(job, "aws-actions/configure-aws-credentials")
+    assert credentials["with"]["role-to-assume"] == "${{ secrets.AWS_PREVIEW_ROLE_ARN }}"
+    [install, preview] = using(job, "pulumi/actions")
+    assert "command" not in install["with"]
+    assert preview["with"]["command"] == "preview"
+    assert preview["with"]["stack-name"] == "${{ matrix.stack }}"
+    assert preview["with"]["comment-on-pr"] is True
+    assert preview["with"]["policyPacks"] == "policies"
+    order = steps(job)
+    assert order.index(install) < order.index(credentials) < order.index(preview)
+    assert any(s.get("working-directory") == "policies" and s.get("run") == "pulumi install" for s in order)
+
+
+# --- deploy.yml -------------------------------------------------------------------------------------------------
+
+
+def test_deploy_trigger_and_permissions(deploy: dict[str, Any]) -> None:
+    assert trigger(deploy) == {"push": {"branches": ["main"]}}
+    assert deploy["permissions"] == {"contents": "read", "id-token": "write"}
+    assert set(deploy["jobs"]) == set(STACKS)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_deploy_job_per_stack(deploy: dict[str, Any], stack: str) -> None:
+    job = deploy["jobs"][stack]
+    assert job["environment"] == stack  # production: required reviewers on the environment = manual approval
+    assert job["concurrency"] == {"group": f"deploy-{stack}", "cancel-in-progress": False}
+    assert job["env"]["PULUMI_ACCESS_TOKEN"] == "${{ secrets.PULUMI_ACCESS_TOKEN }}"
+    [credentials] = using(job, "aws-actions/configure-aws-credentials")
+    assert credentials["with"]["role-to-assume"] == "${{ secrets.AWS_DEPLOY_ROLE_ARN }}"
+    [_, up] = using(job, "pulumi/actions")
+    assert up["with"]["command"] == "up"
+    assert up["with"]["stack-name"] == stack
+    assert up["with"]["policyPacks"] == "policies"
+
+
+def test_production_waits_for_staging(deploy: dict[str, Any]) -> None:
+    assert deploy["jobs"]["production"]["needs"] == "staging"
+    assert "needs" not in deploy["jobs"]["staging"]
+
+
+# --- both -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [PULL_REQUEST, DEPLOY], ids=lambda p: p.name)
+def test_actions_are_reviewed_majors(path: Path) -> None:
+    for job in load(path)["jobs"].values():
+        for step in steps(job):
+            if "uses" in step:
+                action, _, ref = str(step["uses"]).partition("@")
+                assert ACTIONS.get(action) == ref, f"{path.name}: {step['uses']} is not a reviewed action version"
+
+
+@pytest.mark.parametrize("path", [PULL_REQUEST, DEPLOY], ids=lambda p: p.name)
+def test_pulumi_cli_matches_the_pinned_sdks(path: Path) -> None:
+    workflow = load(path)
+    sdk = pin(ROOT / "requirements.txt", "pulumi")
+    assert str(workflow["env"]["PULUMI_VERSION"]) == sdk
+    assert pin(ROOT / "policies" / "requirements.txt", "pulumi") == sdk
+    for job in workflow["jobs"].values():
+        for step in using(job, "pulumi/actions"):
+            assert step["with"]["pulumi-version"] == "${{ env.PULUMI_VERSION }}"
+
+
+@pytest.mark.parametrize("path", [PULL_REQUEST, DEPLOY], ids=lambda p: p.name)
+def test_credentials_only_from_secrets(path: Path) -> None:
+    text = path.read_text()
+    assert not re.search(r"AKIA[0-9A-Z]{16}", text), "an AWS access key id is in the workflow"
+    assert "aws-access-key-id" not in text and "aws-secret-access-key" not in text  # OIDC only
+    for value in strings(load(path)):
+        for expression in re.findall(r"\$\{\{(.*?)\}\}", value):
+            if re.search(r"TOKEN|ROLE|SECRET|PASSWORD|KEY", expression, re.IGNORECASE):
+                assert expression.strip().startswith("secrets."), f"{path.name}: {expression!r} is not a secret"
+
+
+def _actionlint() -> str | None:
+    beside_python = Path(sys.executable).parent / "actionlint"
+    return str(beside_python) if beside_python.exists() else shutil.which("actionlint")
+
+
+@pytest.mark.skipif(_actionlint() is None, reason="no actionlint executable installed (see the PR notes)")
+def test_actionlint() -> None:
+    executable = _actionlint()
+    assert executable is not None
+    result = subprocess.run(
+        [executable, "-no-color", str(PULL_REQUEST), str(DEPLOY)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
