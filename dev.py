@@ -43,7 +43,7 @@ def _ensure_venv() -> None:
     print("Setting up .venv from the pinned requirements (about a minute, once)...", file=sys.stderr)
     if not PYTHON.exists():
         venv.create(VENV, with_pip=True)
-    pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    pip = [str(PYTHON), "-m", "pip", "install", "-qq", "--disable-pip-version-check"]
     subprocess.run([*pip, "-r", str(ROOT / "requirements-dev.txt")], check=True, cwd=ROOT)
     STAMP.write_text(wanted)
 
