@@ -49,6 +49,7 @@ class ClusterServicesArgs:
     registry_http_secret: pulumi.Input[str] | None
     host_image: HostImage
     admin_cidrs: Sequence[str]
+    admin_security_group_ids: Sequence[str]
     ssh_authorized_keys: Sequence[str]
     ssm_session_manager: bool
     protect_data: bool  # keep the registry bucket through `pulumi destroy` and refuse to delete it
@@ -221,7 +222,7 @@ class ClusterServices(pulumi.ComponentResource):
             record_name=f"{host}.{args.zone_name}",
             target_security_group_id=targets.id,
             client_cidrs=args.admin_cidrs,
-            client_security_group_ids=[nodes.id],
+            client_security_group_ids=[nodes.id, *args.admin_security_group_ids],
             health_check_path=health_check_path,
             tags=args.tags,
         )

@@ -46,6 +46,7 @@ class SwarmClusterContext:
     kms_key_arn: str | None
     swarm_image: str
     admin_cidrs: Sequence[str]
+    admin_security_group_ids: Sequence[str]
     ssh_cidrs: Sequence[str]
     ssh_authorized_keys: Sequence[str]
     ssm_session_manager: bool
@@ -126,18 +127,26 @@ class SwarmNodeGroup(pulumi.ComponentResource):
             ),
             child,
         )
-        openings = [
-            (f"{name}-in-{i.protocol}-{i.port}-{k}", i.protocol, i.port, cidr, i.description)
+        # (rule name, protocol, port, description, source CIDR, source security group)
+        openings: list[tuple[str, str, int, str, str | None, str | None]] = [
+            (f"{name}-in-{i.protocol}-{i.port}-{k}", i.protocol, i.port, i.description, cidr, None)
             for i in group.ingress
             for k, cidr in enumerate(i.cidrs)
         ]
-        openings += [(f"{name}-in-ssh-{k}", "tcp", SSH_PORT, cidr, "SSH from admins") for k, cidr in enumerate(cluster.ssh_cidrs)]
+        openings += [
+            (f"{name}-in-ssh-{k}", "tcp", SSH_PORT, "SSH from admins", cidr, None)
+            for k, cidr in enumerate(cluster.ssh_cidrs)
+        ]
         if group.swarmManager:
             openings += [
-                (f"{name}-in-swarm-{k}", "tcp", SWARM_MANAGER_PORT, cidr, "Swarm API from admins")
+                (f"{name}-in-swarm-{k}", "tcp", SWARM_MANAGER_PORT, "Swarm API from admins", cidr, None)
                 for k, cidr in enumerate(cluster.admin_cidrs)
             ]
-        for rule_name, protocol, port, cidr, description in openings:
+            openings += [
+                (f"{name}-in-swarm-sg-{k}", "tcp", SWARM_MANAGER_PORT, "Swarm API from admins", None, source)
+                for k, source in enumerate(cluster.admin_security_group_ids)
+            ]
+        for rule_name, protocol, port, description, cidr, source in openings:
             aws.vpc.SecurityGroupIngressRule(
                 rule_name,
                 aws.vpc.SecurityGroupIngressRuleArgs(
@@ -146,6 +155,7 @@ class SwarmNodeGroup(pulumi.ComponentResource):
                     from_port=port,
                     to_port=port,
                     cidr_ipv4=cidr,
+                    referenced_security_group_id=source,
                     description=description,
                 ),
                 child,
@@ -180,6 +190,7 @@ class SwarmNodeGroup(pulumi.ComponentResource):
                 record_name=f"swarm.{cluster.zone_name}",
                 target_security_group_id=guard.id,
                 client_cidrs=cluster.admin_cidrs,
+                client_security_group_ids=list(cluster.admin_security_group_ids),
                 tags=cluster.tags,
             ),
             child,

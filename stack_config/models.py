@@ -71,6 +71,7 @@ Name = Annotated[str, _matching(r"[a-z][a-z0-9-]{0,20}[a-z0-9]", "a name of 2-22
 AmiId = Annotated[str, _matching(r"ami-([0-9a-f]{8}|[0-9a-f]{17})", "an AMI id such as ami-0123456789abcdef0")]
 VpcId = Annotated[str, _matching(r"vpc-([0-9a-f]{8}|[0-9a-f]{17})", "a VPC id such as vpc-0123456789abcdef0")]
 SubnetId = Annotated[str, _matching(r"subnet-([0-9a-f]{8}|[0-9a-f]{17})", "a subnet id such as subnet-0123456789abcdef0")]
+SecurityGroupId = Annotated[str, _matching(r"sg-([0-9a-f]{8}|[0-9a-f]{17})", "a security group id such as sg-0123456789abcdef0")]
 ZoneId = Annotated[str, _matching(r"Z[A-Z0-9]{1,31}", "a Route53 hosted zone id such as Z0123456789ABCDEFGHIJ")]
 InstanceType = Annotated[
     str, _matching(r"[a-z][a-z0-9-]*\.[a-z0-9]+", "an EC2 instance type such as t3.medium or m6i.large")
@@ -160,6 +161,7 @@ class Access(Strict):
     """Who may reach the cluster's administrative ports. Empty lists mean nobody."""
 
     adminCidrs: list[Cidr] = Field(default_factory=list)
+    adminSecurityGroupIds: list[SecurityGroupId] = Field(default_factory=list)
     sshCidrs: list[Cidr] = Field(default_factory=list)
     sshAuthorizedKeys: list[SshPublicKey] = Field(default_factory=list)
     ssmSessionManager: bool = False

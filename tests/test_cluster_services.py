@@ -92,7 +92,7 @@ def test_consul_security_groups(stack: str) -> None:
     http = [r for r in rules if r["fromPort"] == 8500]
     assert [r["referencedSecurityGroupId"] for r in http] == [balancer]
     clients = [r.inputs for r in run.of_type(INGRESS) if r.inputs["securityGroupId"] == balancer]
-    assert {c.get("cidrIpv4") or c.get("referencedSecurityGroupId") for c in clients} == {*cfg.access.adminCidrs, nodes}
+    assert {c.get("cidrIpv4") or c.get("referencedSecurityGroupId") for c in clients} == {*cfg.access.adminCidrs, *cfg.access.adminSecurityGroupIds, nodes}
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -109,7 +109,7 @@ def test_registry_hosts(stack: str) -> None:
     into_hosts = [r.inputs for r in run.of_type(INGRESS) if r.inputs["securityGroupId"] == registry]
     assert [(r["fromPort"], r["referencedSecurityGroupId"]) for r in into_hosts] == [(cfg.registry.port, balancer)]
     clients = [r.inputs for r in run.of_type(INGRESS) if r.inputs["securityGroupId"] == balancer]
-    assert {c.get("cidrIpv4") or c.get("referencedSecurityGroupId") for c in clients} == {*cfg.access.adminCidrs, nodes}
+    assert {c.get("cidrIpv4") or c.get("referencedSecurityGroupId") for c in clients} == {*cfg.access.adminCidrs, *cfg.access.adminSecurityGroupIds, nodes}
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -179,9 +179,9 @@ def test_docker_api_only_from_managers(stack: str) -> None:
 def test_swarm_manager_port_only_from_admins_and_its_balancer(stack: str) -> None:
     run, cfg = recorded(stack), config(stack)
     balancer_sg = _sg_id(run, f"{stack}-swarm-lb")
-    for rule in (r for r in run.of_type(INGRESS) if r.inputs.get("fromPort") == 4000):
-        source = rule.inputs.get("cidrIpv4") or rule.inputs.get("referencedSecurityGroupId")
-        assert source in {*cfg.access.adminCidrs, balancer_sg}, rule.name
+    rules = [r.inputs for r in run.of_type(INGRESS) if r.inputs.get("fromPort") == 4000]
+    sources = {r.get("cidrIpv4") or r.get("referencedSecurityGroupId") for r in rules}
+    assert sources == {*cfg.access.adminCidrs, *cfg.access.adminSecurityGroupIds, balancer_sg}
 
 
 @pytest.mark.parametrize("stack", STACKS)
