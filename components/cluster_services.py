@@ -17,6 +17,7 @@ import pulumi_aws as aws
 from components.internal_endpoint import InternalEndpoint, InternalEndpointArgs
 from components.rancheros_fleet import FleetSize, RancherOSFleet, RancherOSFleetArgs, RootVolume
 from components.registry_bucket import RegistryBucket, RegistryBucketArgs
+from components.security_rules import allow
 from rendering.consul_server import ConsulServerSpec, render_consul_server
 from rendering.registry import RegistrySpec, render_registry_host
 from stack_config.models import Consul, Registry
@@ -70,7 +71,8 @@ class ClusterServices(pulumi.ComponentResource):
         self.zone_id = self._zone(child)
         nodes = self._security_group("nodes", "Every Swarm node: overlay networking among nodes", child)
         for protocol, port in OVERLAY_PORTS:
-            self._allow(nodes, f"overlay-{protocol}-{port}", protocol, port, nodes.id, "overlay among Swarm nodes", child)
+            rule = f"{name}-overlay-{protocol}-{port}"
+            allow(rule, nodes.id, protocol, port, "overlay among Swarm nodes", child, source_group_id=nodes.id)
         self.node_security_group_id = nodes.id
         self.consul_endpoint = self._consul(nodes, child)
         bucket = RegistryBucket(
@@ -110,7 +112,8 @@ class ClusterServices(pulumi.ComponentResource):
         args, name = self._args, f"{self._name}-consul"
         servers = self._security_group("consul", "Consul servers", child)
         for protocol, port in CONSUL_SERVER_PORTS:
-            self._allow(servers, f"consul-{protocol}-{port}", protocol, port, servers.id, "Consul servers", child)
+            rule = f"{self._name}-consul-{protocol}-{port}"
+            allow(rule, servers.id, protocol, port, "Consul servers", child, source_group_id=servers.id)
         endpoint = InternalEndpoint(
             f"{name}-endpoint",
             self._endpoint_args("consul", CONSUL_HTTP_PORT, servers, nodes, health_check_path=None),
@@ -248,29 +251,6 @@ class ClusterServices(pulumi.ComponentResource):
             child,
         )
         return guard
-
-    def _allow(
-        self,
-        guard: aws.ec2.SecurityGroup,
-        rule: str,
-        protocol: str,
-        port: int,
-        source: pulumi.Input[str],
-        description: str,
-        child: pulumi.ResourceOptions,
-    ) -> None:
-        aws.vpc.SecurityGroupIngressRule(
-            f"{self._name}-{rule}",
-            aws.vpc.SecurityGroupIngressRuleArgs(
-                security_group_id=guard.id,
-                ip_protocol=protocol,
-                from_port=port,
-                to_port=port,
-                referenced_security_group_id=source,
-                description=description,
-            ),
-            child,
-        )
 
     def _root_volume(self, size_gb: int) -> RootVolume:
         image = self._args.host_image

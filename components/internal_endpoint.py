@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.security_rules import allow
+
 
 @dataclass(frozen=True)
 class InternalEndpointArgs:
@@ -109,55 +111,33 @@ class InternalEndpoint(pulumi.ComponentResource):
     def _open(
         self, name: str, args: InternalEndpointArgs, guard: aws.ec2.SecurityGroup, child: pulumi.ResourceOptions
     ) -> None:
+        port = args.port
         for i, cidr in enumerate(args.client_cidrs):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-from-cidr-{i}",
-                aws.vpc.SecurityGroupIngressRuleArgs(
-                    security_group_id=guard.id,
-                    ip_protocol="tcp",
-                    from_port=args.port,
-                    to_port=args.port,
-                    cidr_ipv4=cidr,
-                    description=f"admin clients {cidr}",
-                ),
-                child,
-            )
+            allow(f"{name}-from-cidr-{i}", guard.id, "tcp", port, f"admin clients {cidr}", child, cidr=cidr)
         for i, source in enumerate(args.client_security_group_ids):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-from-sg-{i}",
-                aws.vpc.SecurityGroupIngressRuleArgs(
-                    security_group_id=guard.id,
-                    ip_protocol="tcp",
-                    from_port=args.port,
-                    to_port=args.port,
-                    referenced_security_group_id=source,
-                    description="cluster clients",
-                ),
-                child,
+            allow(
+                f"{name}-from-sg-{i}", guard.id, "tcp", port, "clients by security group", child, source_group_id=source
             )
         aws.vpc.SecurityGroupEgressRule(
             f"{name}-to-targets",
             aws.vpc.SecurityGroupEgressRuleArgs(
                 security_group_id=guard.id,
                 ip_protocol="tcp",
-                from_port=args.port,
-                to_port=args.port,
+                from_port=port,
+                to_port=port,
                 referenced_security_group_id=args.target_security_group_id,
                 description="forward to the targets",
             ),
             child,
         )
-        aws.vpc.SecurityGroupIngressRule(
+        allow(
             f"{name}-targets-from-lb",
-            aws.vpc.SecurityGroupIngressRuleArgs(
-                security_group_id=args.target_security_group_id,
-                ip_protocol="tcp",
-                from_port=args.port,
-                to_port=args.port,
-                referenced_security_group_id=guard.id,
-                description=f"{args.record_name} load balancer and its health checks",
-            ),
+            args.target_security_group_id,
+            "tcp",
+            port,
+            f"{args.record_name} load balancer and its health checks",
             child,
+            source_group_id=guard.id,
         )
 
 

@@ -14,6 +14,7 @@ import pulumi_aws as aws
 
 from components.internal_endpoint import InternalEndpoint, InternalEndpointArgs
 from components.rancheros_fleet import FleetSize, RancherOSFleet, RancherOSFleetArgs, RootVolume
+from components.security_rules import allow
 from rendering.swarm_node import SwarmNodeSpec, render_swarm_node
 from stack_config.models import NodeGroup
 
@@ -147,19 +148,7 @@ class SwarmNodeGroup(pulumi.ComponentResource):
                 for k, source in enumerate(cluster.admin_security_group_ids)
             ]
         for rule_name, protocol, port, description, cidr, source in openings:
-            aws.vpc.SecurityGroupIngressRule(
-                rule_name,
-                aws.vpc.SecurityGroupIngressRuleArgs(
-                    security_group_id=guard.id,
-                    ip_protocol=protocol,
-                    from_port=port,
-                    to_port=port,
-                    cidr_ipv4=cidr,
-                    referenced_security_group_id=source,
-                    description=description,
-                ),
-                child,
-            )
+            allow(rule_name, guard.id, protocol, port, description, child, cidr=cidr, source_group_id=source)
         return guard
 
     def _manager_endpoint(
@@ -167,17 +156,14 @@ class SwarmNodeGroup(pulumi.ComponentResource):
     ) -> InternalEndpoint:
         cluster = args.cluster
         # Managers drive every engine of the cluster; nothing else may reach the Docker API.
-        aws.vpc.SecurityGroupIngressRule(
+        allow(
             f"{name}-docker-api",
-            aws.vpc.SecurityGroupIngressRuleArgs(
-                security_group_id=cluster.node_security_group_id,
-                ip_protocol="tcp",
-                from_port=DOCKER_API_PORT,
-                to_port=DOCKER_API_PORT,
-                referenced_security_group_id=guard.id,
-                description="Docker API from the Swarm managers only",
-            ),
+            cluster.node_security_group_id,
+            "tcp",
+            DOCKER_API_PORT,
+            "Docker API from the Swarm managers only",
             child,
+            source_group_id=guard.id,
         )
         return InternalEndpoint(
             f"{name}-endpoint",

@@ -99,7 +99,7 @@ class _RecordingMonitor(mocks.MockMonitor):
             with self.lock:
                 self.thread_loops.add(_ensure_event_loop())
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+    def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         self._remember_thread_loop()
         if request.type == STACK_TYPE:
@@ -126,12 +126,12 @@ class _RecordingMonitor(mocks.MockMonitor):
             self.run.resources.append(record)
         return response
 
-    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+    def RegisterResourceOutputs(self, request: Any) -> Any:
         if "::" + STACK_TYPE + "::" in request.urn:
             self.run.exports.update(rpc.deserialize_properties(request.outputs, keep_unknowns=True))
         return super().RegisterResourceOutputs(request)
 
-    def Invoke(self, request: Any) -> Any:  # noqa: N802
+    def Invoke(self, request: Any) -> Any:
         with self.lock:
             self.run.invokes.append((request.tok, rpc.deserialize_properties(request.args)))
         response = super().Invoke(request)

@@ -62,8 +62,12 @@ _BY_TYPE: dict[str, Callable[[dict[str, Any]], str]] = {
     "aws:autoscaling/policy:Policy": _policy,
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": lambda i: "in  " + _rule(i),
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": lambda i: "out " + _rule(i),
-    "aws:lb/loadBalancer:LoadBalancer": lambda i: f"name={i.get('name')} internal={i.get('internal')} {i.get('loadBalancerType')}",
-    "aws:lb/targetGroup:TargetGroup": lambda i: f"{i.get('protocol')}/{_int(i.get('port'))} health={i.get('healthCheck', {}).get('protocol')}",
+    "aws:lb/loadBalancer:LoadBalancer": lambda i: (
+        f"name={i.get('name')} internal={i.get('internal')} {i.get('loadBalancerType')}"
+    ),
+    "aws:lb/targetGroup:TargetGroup": lambda i: (
+        f"{i.get('protocol')}/{_int(i.get('port'))} health={i.get('healthCheck', {}).get('protocol')}"
+    ),
     "aws:lb/listener:Listener": lambda i: f"{i.get('protocol')}/{_int(i.get('port'))}",
     "aws:route53/record:Record": lambda i: f"{i.get('name')} {i.get('type')} alias",
     "aws:route53/zone:Zone": lambda i: f"{i.get('name')} private",

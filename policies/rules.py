@@ -63,7 +63,7 @@ VERSIONING_TYPES: Final = frozenset(
     ("aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketVersioningV2:BucketVersioningV2")
 )
 
-# SSH, Docker API (plain and TLS), Swarm manager (classic), registry, Serf gossip, VXLAN overlay, Consul RPC/Serf, Consul HTTP.
+# SSH, Docker API (plain, TLS), Swarm manager, registry, Serf gossip, VXLAN overlay, Consul RPC/Serf and HTTP.
 CLUSTER_PORTS: Final = (22, 2375, 2376, 4000, 4789, 5000, 7946, 8300, 8301, 8302, 8500)
 _PORT_PROTOCOLS: Final = frozenset(("tcp", "udp", "sctp", "6", "17", "132"))
 _ALL_PROTOCOLS: Final = frozenset(("-1", "all"))
@@ -355,7 +355,7 @@ def validate_ebs_encrypted(args: ResourceValidationArgs, report: ReportViolation
             if truthy(get(ebs, "encrypted")) is False:
                 device = get(mapping, "deviceName")
                 label = f" ({device})" if isinstance(device, str) else ""
-                report(f"blockDeviceMappings[{i}]{label} is not encrypted; set ebs.encrypted to \"true\".", None)
+                report(f'blockDeviceMappings[{i}]{label} is not encrypted; set ebs.encrypted to "true".', None)
 
 
 ebs_encrypted = ResourceValidationPolicy(
@@ -406,7 +406,8 @@ def _versioning_resource_ok(props: Mapping[str, Any]) -> bool | _Unknown:
 
 
 def _inline_encryption(bucket: Mapping[str, Any]) -> bool | _Unknown:
-    # Deprecated inline block on aws.s3.Bucket: serverSideEncryptionConfiguration.rule.applyServerSideEncryptionByDefault
+    # Deprecated inline block on aws.s3.Bucket:
+    # serverSideEncryptionConfiguration.rule.applyServerSideEncryptionByDefault
     rule = get(bucket, "serverSideEncryptionConfiguration", "rule")
     if rule is None:
         return False
@@ -445,7 +446,7 @@ _REQUIREMENTS: Final = (
         "versioning enabled",
         VERSIONING_TYPES,
         _versioning_resource_ok,
-        "add an aws.s3.BucketVersioning with versioning_configuration status \"Enabled\"",
+        'add an aws.s3.BucketVersioning with versioning_configuration status "Enabled"',
         _inline_versioning,
     ),
 )
@@ -490,9 +491,7 @@ def _match_companion(resource: PolicyResource, buckets: list[PolicyResource]) ->
     return companion
 
 
-def _bucket_verdict(
-    bucket: PolicyResource, requirement: _Requirement, companions: list[_Companion]
-) -> str | None:
+def _bucket_verdict(bucket: PolicyResource, requirement: _Requirement, companions: list[_Companion]) -> str | None:
     """A violation message, or None if the requirement holds or cannot be decided yet."""
     undecided = False
     if requirement.inline_ok is not None:
@@ -574,7 +573,7 @@ def validate_asg_pinned_launch_template(args: ResourceValidationArgs, report: Re
     for path, version in _launch_template_versions(args.props):
         if isinstance(version, str) and version.strip() == "$Latest":
             report(
-                f"{path} is \"$Latest\", so any new template version rolls out untested on the next scale-out; "
+                f'{path} is "$Latest", so any new template version rolls out untested on the next scale-out; '
                 "use the template's latest_version (a number) and roll it with an instance refresh.",
                 None,
             )
@@ -582,7 +581,7 @@ def validate_asg_pinned_launch_template(args: ResourceValidationArgs, report: Re
 
 asg_pinned_launch_template = ResourceValidationPolicy(
     name="asg-no-latest-launch-template",
-    description="An autoscaling group must not use launch template version \"$Latest\".",
+    description='An autoscaling group must not use launch template version "$Latest".',
     enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.MEDIUM,
     validate=validate_asg_pinned_launch_template,

@@ -14,7 +14,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rendering.cloud_config import finish, host_document, merge, require_image, require_name, system_service
+from rendering.inputs import require_image, require_name
+from rendering.rancheros_host import host_document, system_service
+from rendering.yaml_text import finish, merge
 
 CONFIG_DIR = "/opt/consul/config"
 DATA_DIR = "/opt/consul/data"

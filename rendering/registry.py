@@ -14,16 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rendering.cloud_config import (
-    dump_yaml,
-    finish,
-    host_document,
-    merge,
-    require_image,
-    require_name,
-    require_text,
-    system_service,
-)
+from rendering.inputs import require_image, require_name, require_text
+from rendering.rancheros_host import host_document, system_service
+from rendering.yaml_text import dump_yaml, finish, merge
 
 CONFIG_DIR = "/opt/registry"
 _IN_CONTAINER = "/etc/docker/registry"

@@ -8,7 +8,7 @@ The Swarm agent (and on manager groups the replicated manager) run in system-doc
 `restart: always`: RancherOS starts its services on every boot, system-docker restarts them if they
 exit, and restarting or upgrading user Docker leaves them alone (nor can they be removed through the
 Swarm API). They advertise `$private_ipv4`, which RancherOS replaces with the instance's private IP
-from EC2 metadata when it loads the config, before any service starts (see rendering.cloud_config).
+from EC2 metadata when it loads the config, before any service starts (see rendering.rancheros_host).
 """
 
 from __future__ import annotations
@@ -18,18 +18,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rendering.cloud_config import (
+from rendering.inputs import require_endpoint, require_image, require_text
+from rendering.rancheros_host import (
     PRIVATE_IPV4,
     RESERVED_VARIABLE_PREFIX,
     RESERVED_VARIABLES,
-    finish,
     host_document,
-    merge,
-    require_endpoint,
-    require_image,
-    require_text,
     system_service,
 )
+from rendering.yaml_text import finish, merge
 
 ENGINE_PORT = 2375
 MANAGER_PORT = 4000

@@ -32,7 +32,9 @@ def _cidr(value: str) -> str:
     try:
         return str(ipaddress.ip_network(value, strict=True))
     except ValueError as error:
-        raise ValueError(f"{value!r} is not a CIDR block ({error}); use a network address such as 10.0.0.0/16") from None
+        raise ValueError(
+            f"{value!r} is not a CIDR block ({error}); use a network address such as 10.0.0.0/16"
+        ) from None
 
 
 def _tag_key(value: str) -> str:
@@ -70,8 +72,12 @@ Cidr = Annotated[str, AfterValidator(_cidr)]
 Name = Annotated[str, _matching(r"[a-z][a-z0-9-]{0,20}[a-z0-9]", "a name of 2-22 lower-case letters, digits or '-'")]
 AmiId = Annotated[str, _matching(r"ami-([0-9a-f]{8}|[0-9a-f]{17})", "an AMI id such as ami-0123456789abcdef0")]
 VpcId = Annotated[str, _matching(r"vpc-([0-9a-f]{8}|[0-9a-f]{17})", "a VPC id such as vpc-0123456789abcdef0")]
-SubnetId = Annotated[str, _matching(r"subnet-([0-9a-f]{8}|[0-9a-f]{17})", "a subnet id such as subnet-0123456789abcdef0")]
-SecurityGroupId = Annotated[str, _matching(r"sg-([0-9a-f]{8}|[0-9a-f]{17})", "a security group id such as sg-0123456789abcdef0")]
+SubnetId = Annotated[
+    str, _matching(r"subnet-([0-9a-f]{8}|[0-9a-f]{17})", "a subnet id such as subnet-0123456789abcdef0")
+]
+SecurityGroupId = Annotated[
+    str, _matching(r"sg-([0-9a-f]{8}|[0-9a-f]{17})", "a security group id such as sg-0123456789abcdef0")
+]
 ZoneId = Annotated[str, _matching(r"Z[A-Z0-9]{1,31}", "a Route53 hosted zone id such as Z0123456789ABCDEFGHIJ")]
 InstanceType = Annotated[
     str, _matching(r"[a-z][a-z0-9-]*\.[a-z0-9]+", "an EC2 instance type such as t3.medium or m6i.large")
@@ -113,9 +119,12 @@ SshPublicKey = Annotated[
     ),
 ]
 BucketName = Annotated[
-    str, _matching(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "an S3 bucket name of 3-63 lower-case letters, digits, '.' or '-'")
+    str,
+    _matching(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "an S3 bucket name of 3-63 lower-case letters, digits, '.' or '-'"),
 ]
-DeviceName = Annotated[str, _matching(r"/dev/(sd[a-z]1?|xvd[a-z])", "a root device name such as /dev/sda1 or /dev/xvda")]
+DeviceName = Annotated[
+    str, _matching(r"/dev/(sd[a-z]1?|xvd[a-z])", "a root device name such as /dev/sda1 or /dev/xvda")
+]
 TagKey = Annotated[str, AfterValidator(_tag_key)]
 TagValue = Annotated[str, AfterValidator(_tag_value)]
 LabelKey = Annotated[

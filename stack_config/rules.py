@@ -81,8 +81,12 @@ def _availability(config: Sections) -> Iterator[Problem]:
         yield "consul.serverCount", f"{consul.serverCount} servers is not highly available; use at least {HA_MINIMUM}"
     zones = network.availability_zones if network is not None else set(range(HA_MINIMUM))
     if len(zones) < HA_MINIMUM:
-        yield "network.subnets", (
-            f"the subnets span {len(zones)} availability zone(s); a highly available cluster needs at least {HA_MINIMUM}"
+        yield (
+            "network.subnets",
+            (
+                f"the subnets span {len(zones)} availability zone(s); "
+                f"a highly available cluster needs at least {HA_MINIMUM}"
+            ),
         )
 
 
@@ -95,31 +99,44 @@ def _node_groups(config: Sections) -> Iterator[Problem]:
         yield "nodeGroups", "no group has swarmManager: true; the cluster needs exactly one Swarm manager group"
     managers = [i for i, g in enumerate(groups) if g.swarmManager]
     for i in managers[1:]:
-        yield f"nodeGroups[{i}].swarmManager", f"only one Swarm manager group is allowed; nodeGroups[{managers[0]}] is one"
+        yield (
+            f"nodeGroups[{i}].swarmManager",
+            f"only one Swarm manager group is allowed; nodeGroups[{managers[0]}] is one",
+        )
     for i, group in enumerate(groups):
         path = f"nodeGroups[{i}]"
         if config.cluster is not None and len(config.cluster.environment) + len(group.name) > HOSTNAME_BUDGET:
-            yield f"{path}.name", (
-                f"{group.name!r} with environment {config.cluster.environment!r} makes node hostnames longer than "
-                f"63 characters; keep the two names under {HOSTNAME_BUDGET + 1} characters together"
+            yield (
+                f"{path}.name",
+                (
+                    f"{group.name!r} with environment {config.cluster.environment!r} makes node hostnames longer than "
+                    f"63 characters; keep the two names under {HOSTNAME_BUDGET + 1} characters together"
+                ),
             )
         if group.name.startswith(RESERVED_GROUP_PREFIXES):
-            yield f"{path}.name", (
-                f"{group.name!r} would clash with the cluster services' AWS names; "
-                f"choose a name not starting with {', '.join(RESERVED_GROUP_PREFIXES)}"
+            yield (
+                f"{path}.name",
+                (
+                    f"{group.name!r} would clash with the cluster services' AWS names; "
+                    f"choose a name not starting with {', '.join(RESERVED_GROUP_PREFIXES)}"
+                ),
             )
         if not group.minSize <= group.desiredCapacity <= group.maxSize:
-            yield f"{path}.desiredCapacity", (
-                f"{group.desiredCapacity} is outside minSize {group.minSize} .. maxSize {group.maxSize}; "
-                "sizes must satisfy minSize <= desiredCapacity <= maxSize"
+            yield (
+                f"{path}.desiredCapacity",
+                (
+                    f"{group.desiredCapacity} is outside minSize {group.minSize} .. maxSize {group.maxSize}; "
+                    "sizes must satisfy minSize <= desiredCapacity <= maxSize"
+                ),
             )
         if group.swarmManager:
             yield from _manager_size(config, path, group.minSize, group.desiredCapacity, group.maxSize)
         for j, ingress in enumerate(group.ingress):
             for k, cidr in enumerate(ingress.cidrs):
                 if ingress.port in CLUSTER_PORTS and ipaddress.ip_network(cidr).prefixlen == 0:
-                    yield f"{path}.ingress[{j}].cidrs[{k}]", (
-                        f"port {ingress.port} is a cluster port and may not be opened to {cidr}; list private ranges"
+                    yield (
+                        f"{path}.ingress[{j}].cidrs[{k}]",
+                        (f"port {ingress.port} is a cluster port and may not be opened to {cidr}; list private ranges"),
                     )
 
 
@@ -148,17 +165,23 @@ def _tags(config: Sections) -> Iterator[Problem]:
     shared = len(RESERVED_TAG_KEYS) + len(tags) + len(variables)
     for i, group in enumerate(config.nodeGroups or []):
         if shared + len(group.labels) > AWS_TAG_LIMIT:
-            yield f"nodeGroups[{i}].labels", (
-                f"the group would carry {shared + len(group.labels)} tags (labels, tags, tagVariables and "
-                f"{len(RESERVED_TAG_KEYS)} of the program's own); AWS allows at most {AWS_TAG_LIMIT}"
+            yield (
+                f"nodeGroups[{i}].labels",
+                (
+                    f"the group would carry {shared + len(group.labels)} tags (labels, tags, tagVariables and "
+                    f"{len(RESERVED_TAG_KEYS)} of the program's own); AWS allows at most {AWS_TAG_LIMIT}"
+                ),
             )
 
 
 def _registry(config: Sections, has_secret: bool) -> Iterator[Problem]:
     if config.registry is not None and config.registry.replicas > 1 and not has_secret:
-        yield "registry.replicas", (
-            f"{config.registry.replicas} replicas need a shared secret; run "
-            "`pulumi config set --secret swarm-cluster:registryHttpSecret <random>` or use 1 replica"
+        yield (
+            "registry.replicas",
+            (
+                f"{config.registry.replicas} replicas need a shared secret; run "
+                "`pulumi config set --secret swarm-cluster:registryHttpSecret <random>` or use 1 replica"
+            ),
         )
 
 

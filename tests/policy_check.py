@@ -11,7 +11,7 @@ import asyncio
 import inspect
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Protocol
 
 from pulumi_policy import (
@@ -96,6 +96,7 @@ def policy_resource(
 
 def _run(result: object) -> None:
     if inspect.isawaitable(result):
+
         async def wait() -> None:
             await result
 
@@ -109,10 +110,8 @@ def collect_resource(policy: ResourceValidationPolicy, args: ResourceValidationA
     def report(message: str, urn: str | None = None) -> None:
         messages.append(message)
 
-    try:
+    with suppress(UnknownValueError):
         _run(policy.validate(args, report))
-    except UnknownValueError:
-        pass
     return messages
 
 
@@ -123,10 +122,8 @@ def collect_stack(policy: StackValidationPolicy, args: StackValidationArgs) -> l
     def report(message: str, urn: str | None = None) -> None:
         found.append((message, urn))
 
-    try:
+    with suppress(UnknownValueError):
         _run(policy.validate(args, report))
-    except UnknownValueError:
-        pass
     return found
 
 
@@ -163,9 +160,7 @@ def violations(
     recorded = list(resources)
     by_urn: dict[str, PolicyResource] = {}
     for r in recorded:
-        by_urn[r.urn] = policy_resource(
-            r.type, r.inputs, name=r.name, urn=r.urn, protect=r.protect, parent=r.parent
-        )
+        by_urn[r.urn] = policy_resource(r.type, r.inputs, name=r.name, urn=r.urn, protect=r.protect, parent=r.parent)
     for r in recorded:
         if r.parent is not None and r.parent in by_urn:
             by_urn[r.urn].parent = by_urn[r.parent]

@@ -92,7 +92,11 @@ def test_consul_security_groups(stack: str) -> None:
     http = [r for r in rules if r["fromPort"] == 8500]
     assert [r["referencedSecurityGroupId"] for r in http] == [balancer]
     clients = [r.inputs for r in run.of_type(INGRESS) if r.inputs["securityGroupId"] == balancer]
-    assert {c.get("cidrIpv4") or c.get("referencedSecurityGroupId") for c in clients} == {*cfg.access.adminCidrs, *cfg.access.adminSecurityGroupIds, nodes}
+    assert {c.get("cidrIpv4") or c.get("referencedSecurityGroupId") for c in clients} == {
+        *cfg.access.adminCidrs,
+        *cfg.access.adminSecurityGroupIds,
+        nodes,
+    }
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -109,7 +113,11 @@ def test_registry_hosts(stack: str) -> None:
     into_hosts = [r.inputs for r in run.of_type(INGRESS) if r.inputs["securityGroupId"] == registry]
     assert [(r["fromPort"], r["referencedSecurityGroupId"]) for r in into_hosts] == [(cfg.registry.port, balancer)]
     clients = [r.inputs for r in run.of_type(INGRESS) if r.inputs["securityGroupId"] == balancer]
-    assert {c.get("cidrIpv4") or c.get("referencedSecurityGroupId") for c in clients} == {*cfg.access.adminCidrs, *cfg.access.adminSecurityGroupIds, nodes}
+    assert {c.get("cidrIpv4") or c.get("referencedSecurityGroupId") for c in clients} == {
+        *cfg.access.adminCidrs,
+        *cfg.access.adminSecurityGroupIds,
+        nodes,
+    }
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -130,7 +138,9 @@ def test_bucket_protections(stack: str) -> None:
     bucket = run.named(BUCKET, f"{stack}-cluster-registry-bucket")
     assert bucket.inputs["bucket"] == cfg.registry.bucketName and bucket.inputs["forceDestroy"] is False
     block = _companion(run, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", bucket)
-    assert all(block[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
+    assert all(
+        block[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    )
     encryption = _companion(
         run, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", bucket
     )
@@ -160,7 +170,9 @@ def test_registry_role_touches_only_its_bucket(stack: str) -> None:
     assert {s["Resource"] for s in s3} == {arn, f"{arn}/*"}
     assert all(not a.endswith("*") for s in statements for a in s["Action"])  # type: ignore[union-attr]
     kms = [s for s in statements if s["Sid"] == "RegistryBucketKey"]  # type: ignore[index]
-    assert [s["Resource"] for s in kms] == ([config(stack).rancheros.kmsKeyArn] if config(stack).rancheros.kmsKeyArn else [])
+    assert [s["Resource"] for s in kms] == (
+        [config(stack).rancheros.kmsKeyArn] if config(stack).rancheros.kmsKeyArn else []
+    )
 
 
 @pytest.mark.parametrize("stack", STACKS)

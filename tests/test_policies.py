@@ -124,7 +124,10 @@ def test_unknown_ingress_values_report_nothing_but_known_rules_still_count() -> 
     [message] = check(P, rules.SECURITY_GROUP, props)
     assert "ingress[4]" in message
     assert check(P, rules.SECURITY_GROUP, {"ingress": UNKNOWN_ARRAY_VALUE}) == []
-    assert check(P, rules.SECURITY_GROUP_RULE, {"type": UNKNOWN_STRING_VALUE, "protocol": "-1", "cidrBlocks": [PUBLIC_V4]}) == []
+    assert (
+        check(P, rules.SECURITY_GROUP_RULE, {"type": UNKNOWN_STRING_VALUE, "protocol": "-1", "cidrBlocks": [PUBLIC_V4]})
+        == []
+    )
 
 
 # --- ebs-encrypted ----------------------------------------------------------------------------------------------
@@ -168,7 +171,12 @@ BUCKET = "aws:s3/bucket:Bucket"
 PAB = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 SSE = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
 VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
-ALL_BLOCKED = {"blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True, "restrictPublicBuckets": True}
+ALL_BLOCKED = {
+    "blockPublicAcls": True,
+    "blockPublicPolicy": True,
+    "ignorePublicAcls": True,
+    "restrictPublicBuckets": True,
+}
 AES = {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]}
 ENABLED = {"versioningConfiguration": {"status": "Enabled"}}
 
@@ -203,7 +211,9 @@ def test_bucket_without_companions_gets_three_violations_on_its_urn() -> None:
     other = policy_resource(BUCKET, {"bucket": "other"}, name="other")
     found = stack_check(bucket, other, *companions("other"))
     assert [urn for _, urn in found] == [bucket.urn] * 3
-    assert ["public access block" in found[0][0], "encryption" in found[1][0], "versioning" in found[2][0]] == [True] * 3
+    assert ["public access block" in found[0][0], "encryption" in found[1][0], "versioning" in found[2][0]] == [
+        True
+    ] * 3
 
 
 def test_weak_companions_are_violations() -> None:
@@ -244,7 +254,9 @@ def test_unknown_bucket_name_without_companions_is_still_a_violation() -> None:
 def test_deprecated_inline_encryption_and_versioning_count() -> None:
     inline = {
         "bucket": "b",
-        "serverSideEncryptionConfiguration": {"rule": {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms"}}},
+        "serverSideEncryptionConfiguration": {
+            "rule": {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms"}}
+        },
         "versioning": {"enabled": True},
     }
     bucket = policy_resource(BUCKET, inline, name="b")
@@ -290,7 +302,10 @@ def test_latest_launch_template_version() -> None:
             "launchTemplateSpecification": {"launchTemplateId": "lt-1", "version": "$Latest"},
             "overrides": [
                 {"instanceType": "t3.large"},
-                {"instanceType": "m5.large", "launchTemplateSpecification": {"launchTemplateId": "lt-2", "version": "$Latest"}},
+                {
+                    "instanceType": "m5.large",
+                    "launchTemplateSpecification": {"launchTemplateId": "lt-2", "version": "$Latest"},
+                },
             ],
         }
     }
@@ -462,7 +477,9 @@ def struct(props: Mapping[str, Any]) -> Any:
 
 def analyze(stub: analyzer_pb2_grpc.AnalyzerStub, resource_type: str, props: Mapping[str, Any]) -> list[Any]:
     request = analyzer_pb2.AnalyzeRequest(
-        type=resource_type, name="r", urn=f"urn:pulumi:production::swarm-cluster::{resource_type}::r",
+        type=resource_type,
+        name="r",
+        urn=f"urn:pulumi:production::swarm-cluster::{resource_type}::r",
         properties=struct(props),
     )
     return list(stub.Analyze(request).diagnostics)
@@ -493,7 +510,10 @@ def test_cli_pack_runs_the_stack_policy(analyzer: analyzer_pb2_grpc.AnalyzerStub
         return analyzer_pb2.AnalyzerResource(type=kind, name=name, urn=urn, properties=struct(props))
 
     request = analyzer_pb2.AnalyzeStackRequest(
-        resources=[resource(BUCKET, "logs", {"bucket": "logs"}), resource(PAB, "logs-pab", {"bucket": "logs", **ALL_BLOCKED})]
+        resources=[
+            resource(BUCKET, "logs", {"bucket": "logs"}),
+            resource(PAB, "logs-pab", {"bucket": "logs", **ALL_BLOCKED}),
+        ]
     )
     found = list(analyzer.AnalyzeStack(request).diagnostics)
     assert [d.policyName for d in found] == ["s3-bucket-protected"] * 2

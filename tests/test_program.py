@@ -120,7 +120,9 @@ def test_plan_of_a_broken_stack_file_exits_2_without_traceback(tmp_path: Path) -
     assert result.returncode == 2
     assert "Traceback" not in result.stderr + result.stdout
     assert "Pulumi.staging.yaml: swarm-cluster:consul.serverCount: 4 is even" in result.stderr
-    assert "Pulumi.staging.yaml: swarm-cluster:rancheros.amiId: 'img-0c3f2b8a7d9e41f56' is not an AMI id" in result.stderr
+    assert (
+        "Pulumi.staging.yaml: swarm-cluster:rancheros.amiId: 'img-0c3f2b8a7d9e41f56' is not an AMI id" in result.stderr
+    )
     assert not (project / "build").exists(), "nothing is written for a config that does not validate"
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from rendering.cloud_config import UserDataTooLarge
 from rendering.registry import RegistrySpec, render_registry_config, render_registry_host
+from rendering.yaml_text import UserDataTooLarge
 from tests.cloud_config_checks import duplicate_list_items, schema_errors, shell_snippets, shellcheck_errors
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0ZXN0a2V5Zm9ydGhlcmVuZGVyZXJ0ZXN0cw== ops@example"

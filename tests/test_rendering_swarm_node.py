@@ -15,8 +15,10 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from rendering.cloud_config import METADATA_TOKENS, UserDataTooLarge, bootstrap_script
+from rendering.inputs import METADATA_TOKENS
+from rendering.rancheros_host import bootstrap_script
 from rendering.swarm_node import SwarmNodeSpec, render_swarm_node
+from rendering.yaml_text import UserDataTooLarge
 from tests.cloud_config_checks import (
     duplicate_list_items,
     schema_errors,
@@ -233,12 +235,12 @@ def test_snippets_and_shellcheck_findings() -> None:
 
 STUBS = {
     "wget": 'case "$*" in\n'
-    '  */instance-id) echo i-0123456789abcdef0 ;;\n'
-    '  */local-ipv4) echo 10.20.1.5 ;;\n'
-    '  */placement/availability-zone) echo eu-west-1a ;;\n'
-    '  */placement/region) echo eu-west-1 ;;\n'
-    '  */instance-type) echo t3.medium ;;\n'
-    '  *) exit 8 ;;\nesac',
+    "  */instance-id) echo i-0123456789abcdef0 ;;\n"
+    "  */local-ipv4) echo 10.20.1.5 ;;\n"
+    "  */placement/availability-zone) echo eu-west-1a ;;\n"
+    "  */placement/region) echo eu-west-1 ;;\n"
+    "  */instance-type) echo t3.medium ;;\n"
+    "  *) exit 8 ;;\nesac",
     "iptables": 'echo "iptables $*" >> "$LOG"\ncase "$*" in *" -L "*|*" -C "*) exit 1 ;; esac',
     "ros": 'echo "ros $*" >> "$LOG"',
     "hostname": 'echo "hostname $*" >> "$LOG"',

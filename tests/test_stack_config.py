@@ -18,7 +18,10 @@ Raw = dict[str, Any]
 
 def _raw(stack: str) -> Raw:
     values, _ = stack_config_map(stack)
-    return {k: json.loads(v) if k.startswith("swarm-cluster:") and k != "swarm-cluster:registryHttpSecret" else v for k, v in values.items()}
+    return {
+        k: json.loads(v) if k.startswith("swarm-cluster:") and k != "swarm-cluster:registryHttpSecret" else v
+        for k, v in values.items()
+    }
 
 
 def _load(stack: str, raw: Raw) -> StackConfig:
@@ -94,42 +97,139 @@ def _both(first: Callable[[Raw], None], second: Callable[[Raw], None]) -> Callab
 
 INVALID = [
     # (stack, mutation, key path in the message, words of the reason)
-    ("staging", _set("nodeGroups.1.minSize", 5), "swarm-cluster:nodeGroups[1].desiredCapacity", "minSize <= desiredCapacity <= maxSize"),
+    (
+        "staging",
+        _set("nodeGroups.1.minSize", 5),
+        "swarm-cluster:nodeGroups[1].desiredCapacity",
+        "minSize <= desiredCapacity <= maxSize",
+    ),
     ("staging", _set("nodeGroups.2.maxSize", 0), "swarm-cluster:nodeGroups[2].maxSize", "greater than or equal to 1"),
     ("staging", _set("nodeGroups.1.name", "managers"), "swarm-cluster:nodeGroups[1].name", "used more than once"),
     ("staging", _set("nodeGroups.0.desiredCapacity", 2), "swarm-cluster:nodeGroups[0].desiredCapacity", "even"),
     ("staging", _set("nodeGroups.0.swarmManager", False), "swarm-cluster:nodeGroups", "no group has swarmManager"),
-    ("staging", _set("nodeGroups.1.swarmManager", True), "swarm-cluster:nodeGroups[1].swarmManager", "only one Swarm manager group"),
-    ("staging", _set("nodeGroups.1.instanceType", "t3-medium"), "swarm-cluster:nodeGroups[1].instanceType", "EC2 instance type"),
-    ("staging", _set("nodeGroups.1.colour", "blue"), "swarm-cluster:nodeGroups[1].colour", "unknown key; allowed here: name, role"),
-    ("staging", _set("nodeGroups.1.labels", {"tier": "edge"}), "swarm-cluster:nodeGroups[1].labels.tier", "docker.* label key"),
-    ("staging", _set("nodeGroups.1.labels", {"docker.role": "x"}), "swarm-cluster:nodeGroups[1].labels.docker.role", "set from cluster.environment"),
-    ("staging", _set("nodeGroups.1.name", "consul-edge"), "swarm-cluster:nodeGroups[1].name", "clash with the cluster services"),
-    ("staging", _both(_set("cluster.environment", "staging-eu-west-blue-a"), _set("nodeGroups.1.name", "frontend-edge-tier-one")), "swarm-cluster:nodeGroups[1].name", "longer than 63"),
-    ("staging", _set("nodeGroups.1.ingress.0.port", 2375), "swarm-cluster:nodeGroups[1].ingress[0].cidrs[0]", "cluster port"),
+    (
+        "staging",
+        _set("nodeGroups.1.swarmManager", True),
+        "swarm-cluster:nodeGroups[1].swarmManager",
+        "only one Swarm manager group",
+    ),
+    (
+        "staging",
+        _set("nodeGroups.1.instanceType", "t3-medium"),
+        "swarm-cluster:nodeGroups[1].instanceType",
+        "EC2 instance type",
+    ),
+    (
+        "staging",
+        _set("nodeGroups.1.colour", "blue"),
+        "swarm-cluster:nodeGroups[1].colour",
+        "unknown key; allowed here: name, role",
+    ),
+    (
+        "staging",
+        _set("nodeGroups.1.labels", {"tier": "edge"}),
+        "swarm-cluster:nodeGroups[1].labels.tier",
+        "docker.* label key",
+    ),
+    (
+        "staging",
+        _set("nodeGroups.1.labels", {"docker.role": "x"}),
+        "swarm-cluster:nodeGroups[1].labels.docker.role",
+        "set from cluster.environment",
+    ),
+    (
+        "staging",
+        _set("nodeGroups.1.name", "consul-edge"),
+        "swarm-cluster:nodeGroups[1].name",
+        "clash with the cluster services",
+    ),
+    (
+        "staging",
+        _both(
+            _set("cluster.environment", "staging-eu-west-blue-a"), _set("nodeGroups.1.name", "frontend-edge-tier-one")
+        ),
+        "swarm-cluster:nodeGroups[1].name",
+        "longer than 63",
+    ),
+    (
+        "staging",
+        _set("nodeGroups.1.ingress.0.port", 2375),
+        "swarm-cluster:nodeGroups[1].ingress[0].cidrs[0]",
+        "cluster port",
+    ),
     ("staging", _set("nodeGroups.2.minSize", "1"), "swarm-cluster:nodeGroups[2].minSize", "valid integer"),
     ("staging", _set("consul.serverCount", 2), "swarm-cluster:consul.serverCount", "odd count"),
     ("production", _set("consul.serverCount", 1), "swarm-cluster:consul.serverCount", "at least 3"),
     ("production", _set("nodeGroups.0.minSize", 1), "swarm-cluster:nodeGroups[0].maxSize", "fixed size"),
-    ("production", _set("cluster.highAvailability", False), "swarm-cluster:cluster.highAvailability", "production must be highly available"),
-    ("production", lambda raw: raw["swarm-cluster:network"]["subnets"].pop(), "swarm-cluster:network.subnets", "at least 3"),
-    ("staging", lambda raw: raw["swarm-cluster:network"]["subnets"].pop(), "swarm-cluster:network.subnets", "at least 2 items"),
+    (
+        "production",
+        _set("cluster.highAvailability", False),
+        "swarm-cluster:cluster.highAvailability",
+        "production must be highly available",
+    ),
+    (
+        "production",
+        lambda raw: raw["swarm-cluster:network"]["subnets"].pop(),
+        "swarm-cluster:network.subnets",
+        "at least 3",
+    ),
+    (
+        "staging",
+        lambda raw: raw["swarm-cluster:network"]["subnets"].pop(),
+        "swarm-cluster:network.subnets",
+        "at least 2 items",
+    ),
     ("staging", _set("network.vpcCidr", "10.20.0.0/33"), "swarm-cluster:network.vpcCidr", "not a CIDR block"),
-    ("staging", _set("network.subnets.0.cidr", "10.99.0.0/20"), "swarm-cluster:network.subnets[0].cidr", "not inside vpcCidr"),
-    ("staging", _set("network.subnets.1.id", "subnet-0aa11bb22cc33dd44"), "swarm-cluster:network.subnets[1].id", "used more than once"),
-    ("staging", _set("network.subnets.0.availabilityZone", "west"), "swarm-cluster:network.subnets[0].availabilityZone", "availability zone"),
+    (
+        "staging",
+        _set("network.subnets.0.cidr", "10.99.0.0/20"),
+        "swarm-cluster:network.subnets[0].cidr",
+        "not inside vpcCidr",
+    ),
+    (
+        "staging",
+        _set("network.subnets.1.id", "subnet-0aa11bb22cc33dd44"),
+        "swarm-cluster:network.subnets[1].id",
+        "used more than once",
+    ),
+    (
+        "staging",
+        _set("network.subnets.0.availabilityZone", "west"),
+        "swarm-cluster:network.subnets[0].availabilityZone",
+        "availability zone",
+    ),
     ("staging", _set("rancheros.amiId", "ami-123"), "swarm-cluster:rancheros.amiId", "AMI id"),
-    ("staging", _set("rancheros.kmsKeyArn", "arn:aws:kms:eu-west-1:123456789012:alias/x"), "swarm-cluster:rancheros.kmsKeyArn", "KMS key ARN"),
+    (
+        "staging",
+        _set("rancheros.kmsKeyArn", "arn:aws:kms:eu-west-1:123456789012:alias/x"),
+        "swarm-cluster:rancheros.kmsKeyArn",
+        "KMS key ARN",
+    ),
     ("staging", _set("access.adminCidrs", ["0.0.0.0/0"]), "swarm-cluster:access.adminCidrs[0]", "whole internet"),
-    ("staging", _set("access.sshAuthorizedKeys", ["hunter2"]), "swarm-cluster:access.sshAuthorizedKeys[0]", "OpenSSH public key"),
+    (
+        "staging",
+        _set("access.sshAuthorizedKeys", ["hunter2"]),
+        "swarm-cluster:access.sshAuthorizedKeys[0]",
+        "OpenSSH public key",
+    ),
     ("staging", _set("tags", {"aws:owner": "me"}), "swarm-cluster:tags.aws:owner", "reserved 'aws:' prefix"),
     ("staging", _set("tags", {"k" * 129: "v"}), f"swarm-cluster:tags.{'k' * 129}", "1 to 128"),
     ("staging", _set("tags", {"Owner": "v" * 257}), "swarm-cluster:tags.Owner", "at most 256"),
     ("staging", _set("tags", {"team/name": "ops"}), "swarm-cluster:tags.team/name", "instance metadata"),
     ("staging", _set("tags", {"Name": "x"}), "swarm-cluster:tags.Name", "set by the program"),
     ("staging", _set("tags", {f"Tag{i}": "v" for i in range(45)}), "swarm-cluster:nodeGroups[1].labels", "at most 50"),
-    ("staging", _set("tagVariables.1.variable", "DB_HOST"), "swarm-cluster:tagVariables[1].variable", "used more than once"),
-    ("staging", _set("tagVariables.0.variable", "db-host"), "swarm-cluster:tagVariables[0].variable", "environment variable name"),
+    (
+        "staging",
+        _set("tagVariables.1.variable", "DB_HOST"),
+        "swarm-cluster:tagVariables[1].variable",
+        "used more than once",
+    ),
+    (
+        "staging",
+        _set("tagVariables.0.variable", "db-host"),
+        "swarm-cluster:tagVariables[0].variable",
+        "environment variable name",
+    ),
     ("staging", _set("registry.replicas", 2), "swarm-cluster:registry.replicas", "registryHttpSecret"),
     ("staging", _set("registry.image", "registry:latest"), "swarm-cluster:registry.image", "not pinned"),
     ("staging", _set("swarm.image", "swarm"), "swarm-cluster:swarm.image", "pinned tag"),
@@ -142,9 +242,7 @@ INVALID = [
 
 
 @pytest.mark.parametrize(("stack", "mutate", "path", "reason"), INVALID)
-def test_invalid_config_names_key_and_reason(
-    stack: str, mutate: Callable[[Raw], None], path: str, reason: str
-) -> None:
+def test_invalid_config_names_key_and_reason(stack: str, mutate: Callable[[Raw], None], path: str, reason: str) -> None:
     problems = _problems(stack, mutate)
     prefix = f"Pulumi.{stack}.yaml: {path}: "
     matching = [p for p in problems if p.startswith(prefix)]
@@ -183,7 +281,9 @@ def _table_keys(model: type[BaseModel]) -> list[str]:
     """A section's keys as its README table names them; a nested object's keys as `outer.inner`."""
     keys = []
     for name, field in model.model_fields.items():
-        nested = field.annotation if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel) else None
+        nested = (
+            field.annotation if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel) else None
+        )
         keys += [f"{name}.{leaf}" for leaf in nested.model_fields] if nested else [name]
     return keys
 

@@ -189,7 +189,11 @@ def test_overlay_only_among_nodes_and_no_ssh_by_default(stack: str) -> None:
     run = recorded(stack)
     nodes = _sg_id(run, f"{stack}-nodes")
     overlay = [r for r in run.of_type(INGRESS) if r.inputs.get("fromPort") in (7946, 4789)]
-    assert {(r.inputs["ipProtocol"], r.inputs["fromPort"]) for r in overlay} == {("tcp", 7946), ("udp", 7946), ("udp", 4789)}
+    assert {(r.inputs["ipProtocol"], r.inputs["fromPort"]) for r in overlay} == {
+        ("tcp", 7946),
+        ("udp", 7946),
+        ("udp", 4789),
+    }
     assert all(r.inputs["referencedSecurityGroupId"] == nodes == r.inputs["securityGroupId"] for r in overlay)
     assert not [r for r in run.of_type(INGRESS) if r.inputs.get("fromPort") == 22]
 
@@ -215,7 +219,11 @@ def test_node_role_carries_nothing_but_optional_ssm(stack: str, name: str) -> No
     assert json.loads(role["assumeRolePolicy"])["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
     inline = [p for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if p.name == f"{stack}-{name}-policy"]
     assert inline == [], "Swarm nodes need no AWS API access"
-    attached = [a for a in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if a.name.startswith(f"{stack}-{name}-")]
+    attached = [
+        a
+        for a in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if a.name.startswith(f"{stack}-{name}-")
+    ]
     assert len(attached) == int(config(stack).access.ssmSessionManager)
 
 

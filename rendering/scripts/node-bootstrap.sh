@@ -1,0 +1,77 @@
+#!/bin/sh
+# node-bootstrap: runs in system-docker on every boot, after `network` and before `console`
+# (so before user Docker). Containment first: it needs no network and must never be skipped.
+set -eu
+
+prefix=@PREFIX@
+imds=http://@IMDS@/latest/meta-data
+
+contain_imds() {
+  if ! iptables -w -n -L DOCKER-USER >/dev/null 2>&1; then
+    iptables -w -N DOCKER-USER
+  fi
+  if ! iptables -w -C DOCKER-USER -d @IMDS@/32 -j DROP 2>/dev/null; then
+    iptables -w -I DOCKER-USER 1 -d @IMDS@/32 -j DROP
+  fi
+}
+
+fetch() {
+  if command -v wget >/dev/null 2>&1; then
+    wget -q -T 2 -O - "$imds/$1"
+  else
+    curl -fsS -m 2 "$imds/$1"
+  fi
+}
+
+# DHCP may still be running when this starts: retry for about two minutes.
+metadata() {
+  tries=0
+  while [ "$tries" -lt 40 ]; do
+    if value=$(fetch "$1" 2>/dev/null) && [ -n "$value" ]; then
+      printf '%s\n' "$value"
+      return 0
+    fi
+    tries=$((tries + 1))
+    sleep 3
+  done
+  echo "node-bootstrap: no answer for meta-data/$1" >&2
+  return 1
+}
+
+fail() {
+  echo "node-bootstrap: unexpected $1 from the metadata service" >&2
+  exit 1
+}
+
+contain_imds
+
+instance_id=$(metadata instance-id)
+local_ipv4=$(metadata local-ipv4)
+zone=$(metadata placement/availability-zone)
+region=$(metadata placement/region)
+instance_type=$(metadata instance-type)
+
+case "$instance_id" in
+  i-*[!0-9a-f]*) fail instance-id ;;
+  i-?*) ;;
+  *) fail instance-id ;;
+esac
+case "$local_ipv4" in ''|*[!0-9.]*) fail local-ipv4 ;; esac
+case "$zone" in ''|*[!a-z0-9-]*) fail availability-zone ;; esac
+case "$region" in ''|*[!a-z0-9-]*) fail region ;; esac
+case "$instance_type" in ''|*[!a-z0-9.-]*) fail instance-type ;; esac
+
+ros config set rancher.environment.AWS_INSTANCE_ID "$instance_id"
+ros config set rancher.environment.AWS_LOCAL_IPV4 "$local_ipv4"
+ros config set rancher.environment.AWS_AVAILABILITY_ZONE "$zone"
+ros config set rancher.environment.AWS_DEFAULT_REGION "$region"
+ros config set rancher.environment.AWS_INSTANCE_TYPE "$instance_type"
+
+# The config key keeps the name through later config loads and stops DHCP renaming the host.
+name="$prefix-$instance_id"
+hostname "$name"
+ros config set hostname "$name"
+if ! grep -q "[[:space:]]$name\$" /etc/hosts; then
+  printf '127.0.1.1 %s\n' "$name" >> /etc/hosts
+fi
+echo "node-bootstrap: $name ($local_ipv4, $zone, $instance_type)"

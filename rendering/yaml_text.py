@@ -1,0 +1,84 @@
+"""The `#cloud-config` text itself: YAML that reads back as written, deep merging, EC2's size limit."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+HEADER = "#cloud-config"
+USER_DATA_LIMIT = 16384  # bytes, before base64 (EC2)
+
+# Plain scalars that every YAML 1.1 parser (PyYAML, RancherOS's candiedyaml) reads back as this string.
+_PLAIN_SAFE = re.compile(r"[A-Za-z_/][A-Za-z0-9_./@+-]*(:[A-Za-z0-9_./@+-]+)*")
+_YAML11_WORDS = frozenset(("y", "n", "yes", "no", "true", "false", "on", "off", "null"))
+
+
+class UserDataTooLarge(ValueError):
+    """The rendered user-data does not fit EC2's limit; `what` names the host or node group."""
+
+    def __init__(self, what: str, size: int) -> None:
+        super().__init__(
+            f"{what}: the user-data is {size} bytes; EC2 accepts at most {USER_DATA_LIMIT} bytes before "
+            "base64 encoding. Shorten the variables, labels or SSH keys this host carries."
+        )
+        self.what = what
+        self.size = size
+
+
+class _Dumper(yaml.SafeDumper):
+    """Quote every string that is not unambiguously a string to YAML 1.1: a wrong type makes RancherOS
+    discard the whole user-data, and Go's YAML reads `y`/`n` as booleans where PyYAML does not."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if any(not c.isprintable() for c in value.replace("\n", "")):
+        style = '"'  # escapes; PyYAML's single quotes mangle a trailing NEL (U+0085)
+    elif "\n" in value:
+        style = "|"  # PyYAML falls back to double quotes when a literal block cannot hold the text
+    elif _PLAIN_SAFE.fullmatch(value) and value.lower() not in _YAML11_WORDS:
+        style = ""
+    else:
+        style = "'"
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style or None)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def dump_yaml(document: Mapping[str, Any]) -> str:
+    """YAML that `yaml.safe_load` turns back into exactly `document` (checked, not assumed)."""
+    text = yaml.dump(
+        dict(document), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1 << 30, default_flow_style=False
+    )
+    if yaml.safe_load(text) != document:
+        raise AssertionError("the YAML dump does not round-trip; refusing to emit it")
+    return text
+
+
+def finish(document: Mapping[str, Any], what: str) -> str:
+    """The user-data text: header, YAML, and the EC2 size check naming `what`."""
+    text = f"{HEADER}\n{dump_yaml(document)}"
+    size = len(text.encode("utf-8"))
+    if size > USER_DATA_LIMIT:
+        raise UserDataTooLarge(what, size)
+    return text
+
+
+def merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge mappings; lists concatenate (callers keep them duplicate-free)."""
+    out = dict(base)
+    for key, value in extra.items():
+        old = out.get(key)
+        if isinstance(old, Mapping) and isinstance(value, Mapping):
+            out[key] = merge(old, value)
+        elif isinstance(old, list) and isinstance(value, list):
+            out[key] = [*old, *value]
+        else:
+            out[key] = value
+    return out
