@@ -199,8 +199,8 @@ class ClusterServices(pulumi.ComponentResource):
                 policy_statements=bucket.access_statements,
                 ssm_session_manager=args.ssm_session_manager,
                 min_healthy_percentage=100,
+                # /v2/ fails while S3 does: the load balancer stops routing, but replacing hosts would not help.
                 target_group_arns=[endpoint.target_group_arn],
-                health_check_type="ELB",
             ),
             child,
         )

@@ -17,7 +17,7 @@ from components.security_rules import allow
 
 @dataclass(frozen=True)
 class InternalEndpointArgs:
-    balancer_name: str  # AWS name of the load balancer and target group: at most 32 characters
+    balancer_name: str  # AWS name of the load balancer; the target group adds "-<port>" (32 characters at most)
     vpc_id: str
     subnet_ids: Sequence[str]
     port: int
@@ -42,7 +42,7 @@ class InternalEndpoint(pulumi.ComponentResource):
             f"{name}-lb-sg",
             aws.ec2.SecurityGroupArgs(
                 name=f"{args.balancer_name}-lb",
-                description=f"Clients of {args.record_name}:{args.port}",
+                description=f"Clients of the {args.balancer_name} load balancer",
                 vpc_id=args.vpc_id,
                 tags={**tags, "Name": f"{args.balancer_name}-lb"},
             ),
@@ -65,7 +65,8 @@ class InternalEndpoint(pulumi.ComponentResource):
         targets = aws.lb.TargetGroup(
             f"{name}-tg",
             aws.lb.TargetGroupArgs(
-                name=args.balancer_name,
+                # A new port replaces the target group: a new name lets the replacement exist beside the old.
+                name=f"{args.balancer_name}-{args.port}",
                 port=args.port,
                 protocol="TCP",
                 target_type="instance",

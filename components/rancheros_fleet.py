@@ -62,7 +62,6 @@ class RancherOSFleetArgs:
     min_healthy_percentage: int = 90
     protect_from_scale_in: bool = False
     target_group_arns: Sequence[pulumi.Input[str]] = field(default_factory=list)
-    health_check_type: str = "EC2"
 
 
 class RancherOSFleet(pulumi.ComponentResource):
@@ -191,7 +190,9 @@ class RancherOSFleet(pulumi.ComponentResource):
                 launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
                     id=template.id, version=template.latest_version.apply(str)
                 ),
-                health_check_type=args.health_check_type,
+                # Instances are replaced when EC2 says they are broken; load balancers only route around
+                # unhealthy targets, so a failing dependency (S3, Consul quorum) cannot cause a replacement loop.
+                health_check_type="EC2",
                 health_check_grace_period=WARMUP_SECONDS,
                 default_instance_warmup=WARMUP_SECONDS,
                 enabled_metrics=GROUP_METRICS,
@@ -211,10 +212,7 @@ class RancherOSFleet(pulumi.ComponentResource):
 
 
 def _instance_refresh(args: RancherOSFleetArgs) -> aws.autoscaling.GroupInstanceRefreshArgs:
-    # 100..110 % replaces one instance at a time and launches it before terminating the old one.
-    low, high = (100, 110) if args.quorum else (args.min_healthy_percentage, 100)
-    if low == 100 and not args.quorum:
-        high = 200  # keeping every instance in service means launching replacements first
+    low, high = _healthy_percentages(args)
     return aws.autoscaling.GroupInstanceRefreshArgs(
         strategy="Rolling",
         preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
@@ -222,11 +220,25 @@ def _instance_refresh(args: RancherOSFleetArgs) -> aws.autoscaling.GroupInstance
             max_healthy_percentage=high,
             instance_warmup=str(WARMUP_SECONDS),
             skip_matching=True,
-            auto_rollback=True,
+            # The provider points the group at the new version before the refresh starts, so a rollback
+            # would relaunch the same failing version (terraform-provider-aws#34189).
+            auto_rollback=False,
             # Protected instances (managers by default) must still roll to the new template.
             scale_in_protected_instances="Refresh",
         ),
     )
+
+
+def _healthy_percentages(args: RancherOSFleetArgs) -> tuple[int, int]:
+    if args.quorum and args.size.desired == 1:
+        # A lone Consul server or manager that launched a successor first would let it bootstrap a second,
+        # separate cluster: stop the old one first and accept the short outage.
+        return 0, 100
+    if args.quorum:
+        return 100, 110  # one instance at a time, the new one in service before the old one stops
+    if args.min_healthy_percentage == 100:
+        return 100, 200  # keeping every instance in service means launching replacements first
+    return args.min_healthy_percentage, 100
 
 
 def _base64(text: str) -> str:

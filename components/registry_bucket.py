@@ -30,7 +30,8 @@ class RegistryBucket(pulumi.ComponentResource):
             aws.s3.BucketArgs(bucket=args.name, force_destroy=False, tags=dict(args.tags)),
             pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect),
         )
-        aws.s3.BucketOwnershipControls(
+        # S3 rejects concurrent configuration changes of one bucket (OperationAborted): one after the other.
+        ownership = aws.s3.BucketOwnershipControls(
             f"{name}-ownership",
             aws.s3.BucketOwnershipControlsArgs(
                 bucket=bucket.id,
@@ -38,7 +39,7 @@ class RegistryBucket(pulumi.ComponentResource):
             ),
             child,
         )
-        aws.s3.BucketPublicAccessBlock(
+        public_access = aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access",
             aws.s3.BucketPublicAccessBlockArgs(
                 bucket=bucket.id,
@@ -47,22 +48,22 @@ class RegistryBucket(pulumi.ComponentResource):
                 ignore_public_acls=True,
                 restrict_public_buckets=True,
             ),
-            child,
+            self._after(ownership),
         )
-        aws.s3.BucketServerSideEncryptionConfiguration(
+        encryption = aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-encryption",
             aws.s3.BucketServerSideEncryptionConfigurationInitArgs(bucket=bucket.id, rules=[_encryption_rule(args)]),
-            child,
+            self._after(public_access),
         )
-        aws.s3.BucketVersioning(
+        versioning = aws.s3.BucketVersioning(
             f"{name}-versioning",
             aws.s3.BucketVersioningInitArgs(
                 bucket=bucket.id,
                 versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
             ),
-            child,
+            self._after(encryption),
         )
-        aws.s3.BucketLifecycleConfiguration(
+        lifecycle = aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",
             aws.s3.BucketLifecycleConfigurationArgs(
                 bucket=bucket.id,
@@ -78,16 +79,19 @@ class RegistryBucket(pulumi.ComponentResource):
                     )
                 ],
             ),
-            child,
+            self._after(versioning),
         )
         aws.s3.BucketPolicy(
             f"{name}-tls-only",
             aws.s3.BucketPolicyArgs(bucket=bucket.id, policy=pulumi.Output.json_dumps(_tls_only(bucket.arn))),
-            child,
+            self._after(lifecycle),
         )
         self.bucket_name = bucket.bucket
         self.access_statements = _access_statements(bucket.arn, args.kms_key_arn)
         self.register_outputs({"bucketName": bucket.bucket})
+
+    def _after(self, previous: pulumi.Resource) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, depends_on=[previous])
 
 
 def _encryption_rule(args: RegistryBucketArgs) -> aws.s3.BucketServerSideEncryptionConfigurationRuleArgs:

@@ -122,14 +122,14 @@ class SwarmNodeGroup(pulumi.ComponentResource):
             f"{name}-sg",
             aws.ec2.SecurityGroupArgs(
                 name=name,
-                description=f"Swarm {group.name} nodes: the group's own ports",
+                description=f"Swarm node group {group.name}: ports of this group only",
                 vpc_id=cluster.vpc_id,
                 tags={**cluster.tags, "Name": name},
             ),
             child,
         )
         # (rule name, protocol, port, description, source CIDR, source security group)
-        openings: list[tuple[str, str, int, str, str | None, str | None]] = [
+        openings: list[tuple[str, str, int, str, str | None, pulumi.Input[str] | None]] = [
             (f"{name}-in-{i.protocol}-{i.port}-{k}", i.protocol, i.port, i.description, cidr, None)
             for i in group.ingress
             for k, cidr in enumerate(i.cidrs)
@@ -147,6 +147,10 @@ class SwarmNodeGroup(pulumi.ComponentResource):
                 (f"{name}-in-swarm-sg-{k}", "tcp", SWARM_MANAGER_PORT, "Swarm API from admins", None, source)
                 for k, source in enumerate(cluster.admin_security_group_ids)
             ]
+            # Replica managers (--replication) forward every API call to the primary's :4000.
+            openings.append(
+                (f"{name}-in-swarm-peers", "tcp", SWARM_MANAGER_PORT, "Swarm replicas to the primary", None, guard.id)
+            )
         for rule_name, protocol, port, description, cidr, source in openings:
             allow(rule_name, guard.id, protocol, port, description, child, cidr=cidr, source_group_id=source)
         return guard

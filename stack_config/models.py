@@ -62,6 +62,13 @@ def _pinned(value: str) -> str:
     return value
 
 
+def _environment(value: str) -> str:
+    # AWS names start with it: load balancer names may not start with "internal-", security groups with "sg-".
+    if value.startswith(("internal", "sg-")):
+        raise ValueError(f"{value!r} cannot start AWS resource names; avoid the prefixes 'internal' and 'sg-'")
+    return value
+
+
 def _docker_label_key(value: str) -> str:
     if value in ("docker.environment", "docker.role"):
         raise ValueError(f"{value!r} is set from cluster.environment and the group's role; remove it")
@@ -135,6 +142,14 @@ LabelKey = Annotated[
 LabelValue = Annotated[
     str, _matching(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", "a label value of 1-63 letters, digits, '.', '_' or '-'")
 ]
+RuleDescription = Annotated[
+    str,
+    _matching(
+        r"[A-Za-z0-9. _:/()#,@\[\]+=&;{}!$*-]{1,255}",
+        "a description AWS accepts: 1-255 of letters, digits, spaces and . _ - : / ( ) # , @ [ ] + = & ; { } ! $ *",
+    ),
+]
+EnvironmentName = Annotated[Name, AfterValidator(_environment)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Percent = Annotated[int, Field(ge=1, le=100)]
 VolumeSize = Annotated[int, Field(ge=8, le=16384)]
@@ -216,7 +231,7 @@ class Ingress(Strict):
     port: Port
     protocol: Literal["tcp", "udp"] = "tcp"
     cidrs: list[Cidr] = Field(min_length=1)
-    description: Annotated[str, Field(min_length=1, max_length=200)]
+    description: RuleDescription
 
 
 class Scaling(Strict):
@@ -249,7 +264,7 @@ class NodeGroup(Strict):
 
 
 class Cluster(Strict):
-    environment: Name
+    environment: EnvironmentName
     highAvailability: bool
 
 

@@ -36,14 +36,6 @@ def test_every_resource_lives_in_a_component_and_derives_its_name(stack: str) ->
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_every_taggable_resource_is_tagged(stack: str) -> None:
-    run = recorded(stack)
-    for resource in run.resources:
-        if resource.custom and "tags" in resource.inputs and isinstance(resource.inputs["tags"], dict):
-            assert resource.inputs["tags"].get("Project") == "example", resource.name
-
-
-@pytest.mark.parametrize("stack", STACKS)
 def test_no_invokes_reach_the_cloud(stack: str) -> None:
     assert recorded(stack).invokes == []
 
@@ -130,3 +122,59 @@ def test_plan_of_an_unknown_stack_exits_2(tmp_path: Path) -> None:
     result = _plan(_project_copy(tmp_path), "qa")
     assert result.returncode == 2
     assert "Pulumi.qa.yaml: no such stack file; the stacks are: production, staging" in result.stderr
+
+
+# What AWS accepts in security group and rule descriptions (CreateSecurityGroup, AuthorizeSecurityGroupIngress).
+AWS_DESCRIPTION = re.compile(r"[A-Za-z0-9. _:/()#,@\[\]+=&;{}!$*-]{0,255}")
+SECURITY_GROUP_TYPES = (
+    "aws:ec2/securityGroup:SecurityGroup",
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+)
+# Every taggable type the program declares: each must carry the stack's tags.
+TAGGABLE_TYPES = (
+    "aws:ec2/securityGroup:SecurityGroup",
+    "aws:ec2/launchTemplate:LaunchTemplate",
+    "aws:iam/role:Role",
+    "aws:iam/instanceProfile:InstanceProfile",
+    "aws:lb/loadBalancer:LoadBalancer",
+    "aws:lb/targetGroup:TargetGroup",
+    "aws:lb/listener:Listener",
+    "aws:route53/zone:Zone",
+    "aws:s3/bucket:Bucket",
+)
+AWS_NAME_LIMITS = {
+    "aws:lb/loadBalancer:LoadBalancer": 32,
+    "aws:lb/targetGroup:TargetGroup": 32,
+    "aws:iam/role:Role": 64,
+    "aws:iam/instanceProfile:InstanceProfile": 128,
+    "aws:ec2/securityGroup:SecurityGroup": 255,
+    "aws:autoscaling/group:Group": 255,
+    "aws:ec2/launchTemplate:LaunchTemplate": 128,
+}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_descriptions_are_accepted_by_aws(stack: str) -> None:
+    for type_ in SECURITY_GROUP_TYPES:
+        for resource in recorded(stack).of_type(type_):
+            assert AWS_DESCRIPTION.fullmatch(resource.inputs["description"]), resource.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_taggable_resource_carries_the_stack_tags(stack: str) -> None:
+    run = recorded(stack)
+    for type_ in TAGGABLE_TYPES:
+        resources = run.of_type(type_)
+        assert resources, type_
+        for resource in resources:
+            assert resource.inputs.get("tags", {}).get("Project") == "example", resource.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_aws_names_fit_their_limits(stack: str) -> None:
+    for type_, limit in AWS_NAME_LIMITS.items():
+        for resource in recorded(stack).of_type(type_):
+            assert len(resource.inputs["name"]) <= limit, resource.inputs["name"]
+            if type_.startswith("aws:lb/"):
+                assert not resource.inputs["name"].startswith("internal-"), resource.inputs["name"]

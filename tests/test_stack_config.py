@@ -194,6 +194,19 @@ INVALID = [
     ),
     (
         "staging",
+        _set("network.subnets.1.availabilityZone", "eu-west-1a"),
+        "swarm-cluster:network.subnets[1].availabilityZone",
+        "used more than once",
+    ),
+    ("staging", _set("cluster.environment", "internal-qa"), "swarm-cluster:cluster.environment", "avoid the prefixes"),
+    (
+        "staging",
+        _set("nodeGroups.1.ingress.0.description", "world's HTTP"),
+        "swarm-cluster:nodeGroups[1].ingress[0].description",
+        "a description AWS accepts",
+    ),
+    (
+        "staging",
         _set("network.subnets.0.availabilityZone", "west"),
         "swarm-cluster:network.subnets[0].availabilityZone",
         "availability zone",

@@ -102,7 +102,8 @@ def test_autoscaling_group(stack: str, name: str) -> None:
     preferences = refresh["preferences"]
     assert preferences["scaleInProtectedInstances"] == "Refresh"
     if group.swarmManager:
-        assert (preferences["minHealthyPercentage"], preferences["maxHealthyPercentage"]) == (100, 110)
+        one_at_a_time = (0, 100) if group.desiredCapacity == 1 else (100, 110)
+        assert (preferences["minHealthyPercentage"], preferences["maxHealthyPercentage"]) == one_at_a_time
     else:
         assert preferences["minHealthyPercentage"] == group.minHealthyPercentage
 
@@ -181,7 +182,8 @@ def test_swarm_manager_port_only_from_admins_and_its_balancer(stack: str) -> Non
     balancer_sg = _sg_id(run, f"{stack}-swarm-lb")
     rules = [r.inputs for r in run.of_type(INGRESS) if r.inputs.get("fromPort") == 4000]
     sources = {r.get("cidrIpv4") or r.get("referencedSecurityGroupId") for r in rules}
-    assert sources == {*cfg.access.adminCidrs, *cfg.access.adminSecurityGroupIds, balancer_sg}
+    managers = _sg_id(run, f"{stack}-managers")  # replicas forward to the primary
+    assert sources == {*cfg.access.adminCidrs, *cfg.access.adminSecurityGroupIds, balancer_sg, managers}
 
 
 @pytest.mark.parametrize("stack", STACKS)
