@@ -181,6 +181,7 @@ class ClusterServices(pulumi.ComponentResource):
                     region=args.region,
                     http_secret=values[1],
                     ssh_authorized_keys=args.ssh_authorized_keys,
+                    kms_key_id=args.host_image.kms_key_arn,
                 )
             )
         )

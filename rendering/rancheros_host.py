@@ -20,13 +20,27 @@ entrypoint (`ros entrypoint`) writes those files before it execs the command, so
 service definition contains `$` and docker-compose interpolation cannot alter it. Plain `write_files`
 are written by the console, i.e. too late for anything ordered before it.
 
-IMDS containment
-    IMDSv2 cannot be required (RancherOS reads its user-data with IMDSv1), so node-bootstrap drops
-    forwarded traffic to 169.254.169.254/32 in DOCKER-USER before user Docker first starts. Containers
-    on bridge or overlay networks reach the network through FORWARD, which dockerd points at
+Container containment
+    IMDSv2 cannot be required (RancherOS reads its user-data with IMDSv1), and Swarm engines listen on
+    tcp://0.0.0.0:2375: a container reaching its own host is filtered by no security group, and its
+    forwarded traffic leaves with its host's security groups (on a manager: every engine, Consul). So
+    before user Docker first starts, node-bootstrap drops container traffic to the metadata service
+    and to the cluster control ports:
+      - DOCKER-USER: `-d 169.254.169.254/32 -j DROP`, and `-o eth0 -p tcp --dport P -j DROP` for P in
+        2375, 2376 (engines), 4000 (Swarm manager) and 8500 (Consul): forwarded traffic to other hosts.
+      - INPUT: `-i I -p tcp --dport P -j DROP` for I in docker0, br-+ (user-defined bridges) and
+        docker_gwbridge (overlay networks' way out), P in 2375, 2376 and 4000: a container reaching
+        its own host's gateway or eth0 address is local delivery, which never passes FORWARD.
+    Containers on bridge or overlay networks reach the network through FORWARD, which dockerd points at
     DOCKER-USER first on every (re)start without ever flushing that chain; a rule in FORWARD itself
-    would land below dockerd's `-i docker0 ! -o docker0 -j ACCEPT`. Host-network system services
-    (Consul auto-join, registry role credentials) go through OUTPUT and keep working.
+    would land below dockerd's `-i docker0 ! -o docker0 -j ACCEPT`. dockerd never touches INPUT. Each
+    rule is inserted at the top of its chain only if `iptables -C` does not find it, so reruns (every
+    boot, or by hand) add nothing. `-o eth0` keeps the port rules to traffic leaving the host: containers
+    may still use those ports among themselves and publish them (both leave FORWARD through a bridge;
+    overlay traffic between hosts is VXLAN the host itself sends).
+    Host-network services (engines, Swarm agent and manager, Consul, registry role credentials) go
+    through OUTPUT, and INPUT from eth0, and keep working; so would `--network host` containers, which
+    no iptables rule can tell from the host.
 
 Text substitution
     RancherOS replaces `$private_ipv4`, `$public_ipv4`, `$private_ipv6` and `$public_ipv6` anywhere in
@@ -70,7 +84,7 @@ def system_service(image: str, **options: Any) -> dict[str, Any]:
 
 
 def host_document(environment: str, group: str, authorized_keys: Sequence[str]) -> dict[str, Any]:
-    """SSH keys, no password logins, node-bootstrap (identity, metadata, IMDS containment)."""
+    """SSH keys, no password logins, node-bootstrap (identity, metadata, container containment)."""
     prefix = hostname_prefix(environment, group)
     document: dict[str, Any] = {}
     keys = ssh_keys(authorized_keys)

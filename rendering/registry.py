@@ -5,6 +5,11 @@ metadata service, so the registry runs with host networking (node-bootstrap's IM
 forwarded container traffic). Redirects are disabled so engines never need S3 access of their own and
 presigned URLs never outlive role credentials; every blob goes through the registry instead. Deletes
 stay off (no garbage-collection process exists here). Uploads abandoned for a week are purged.
+
+Objects are written with `keyid` (the bucket's KMS key) when one is given: `encrypt: true` alone makes
+the driver request AES256 on every PUT, overriding the bucket's default KMS encryption. The bucket
+enforces BucketOwnerEnforced, which rejects the driver's default `x-amz-acl: private` with
+AccessControlListNotSupported, so objects carry `bucket-owner-full-control`, the one ACL it accepts.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ CONFIG_DIR = "/opt/registry"
 _IN_CONTAINER = "/etc/docker/registry"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
+_KMS_KEY_ARN = re.compile(r"arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-[0-9]:[0-9]{12}:(key|alias)/[A-Za-z0-9/_-]+")
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,7 @@ class RegistrySpec:
     region: str
     http_secret: str | None  # shared secret when replicas > 1; None for one replica
     ssh_authorized_keys: Sequence[str]
+    kms_key_id: str | None = None  # the bucket's KMS key (ARN); None: SSE-S3 (AES256)
 
 
 def render_registry_config(spec: RegistrySpec) -> str:
@@ -47,11 +54,19 @@ def render_registry_config(spec: RegistrySpec) -> str:
         if not spec.http_secret.strip():
             raise ValueError("http_secret is empty; pass None for a single replica")
         http["secret"] = require_text(spec.http_secret, "http_secret", single_line=True)
+    s3: dict[str, Any] = {"region": spec.region, "bucket": spec.bucket, "encrypt": True}
+    if spec.kms_key_id is not None:
+        if not _KMS_KEY_ARN.fullmatch(spec.kms_key_id):
+            raise ValueError(f"kms_key_id {spec.kms_key_id!r} is not a KMS key or alias ARN")
+        # Without keyid the driver asks for AES256 on every PUT, overriding the bucket's KMS default.
+        s3["keyid"] = spec.kms_key_id
+    # BucketOwnerEnforced refuses the driver's default `x-amz-acl: private`; it accepts this one.
+    s3.update({"objectacl": "bucket-owner-full-control", "secure": True, "v4auth": True})
     config = {
         "version": "0.1",
         "log": {"level": "info", "fields": {"service": "registry", "environment": spec.environment}},
         "storage": {
-            "s3": {"region": spec.region, "bucket": spec.bucket, "encrypt": True, "secure": True, "v4auth": True},
+            "s3": s3,
             "delete": {"enabled": False},
             "redirect": {"disable": True},
             "cache": {"blobdescriptor": "inmemory"},

@@ -133,6 +133,9 @@ def test_registry_config_points_at_the_bucket(stack: str) -> None:
     assert (s3["bucket"], s3["region"]) == (cfg.registry.bucketName, cfg.region)
     assert not {"accesskey", "secretkey"} & set(s3), "credentials come from the instance role"
     assert ("secret" in registry["http"]) == (cfg.registry.replicas > 1)
+    # The driver's own encryption header would override the bucket's KMS default without the key.
+    assert s3["encrypt"] is True and s3.get("keyid") == cfg.rancheros.kmsKeyArn
+    assert s3["objectacl"] == "bucket-owner-full-control"
 
 
 @pytest.mark.parametrize("stack", STACKS)

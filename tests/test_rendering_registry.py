@@ -57,9 +57,43 @@ def test_config_parses_back(secret: str | None) -> None:
     assert not CREDENTIAL_KEYS & set(keys(config))
 
 
+KMS_KEY = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+@pytest.mark.parametrize("kms_key_id", [None, KMS_KEY])
+def test_objects_use_the_buckets_kms_key(kms_key_id: str | None) -> None:
+    s3 = yaml.safe_load(render_registry_config(spec(kms_key_id=kms_key_id)))["storage"]["s3"]
+    assert s3["encrypt"] is True
+    if kms_key_id is None:
+        assert "keyid" not in s3
+    else:
+        assert s3["keyid"] == KMS_KEY
+
+
+def test_kms_key_id_is_the_last_optional_field() -> None:
+    fields = dataclasses.fields(RegistrySpec)
+    assert fields[-1].name == "kms_key_id"
+    assert fields[-1].default is None
+
+
+def test_objects_are_owned_by_the_bucket_owner() -> None:
+    # BucketOwnerEnforced rejects the driver's default `x-amz-acl: private`.
+    s3 = yaml.safe_load(render_registry_config(spec()))["storage"]["s3"]
+    assert s3["objectacl"] == "bucket-owner-full-control"
+
+
 @pytest.mark.parametrize(
     "changes",
-    [{"port": 0}, {"bucket": "Bad_Bucket"}, {"region": "eu"}, {"http_secret": ""}, {"http_secret": "a\nb"}],
+    [
+        {"port": 0},
+        {"bucket": "Bad_Bucket"},
+        {"region": "eu"},
+        {"http_secret": ""},
+        {"http_secret": "a\nb"},
+        {"kms_key_id": ""},
+        {"kms_key_id": "arn:aws:s3:::example-bucket"},
+        {"kms_key_id": KMS_KEY + "\nfoo: bar"},
+    ],
 )
 def test_bad_config_input_is_refused(changes: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
@@ -78,10 +112,11 @@ def test_user_data_passes_every_check(secret: str | None) -> None:
 
 def test_user_data_writes_the_config_and_runs_the_registry() -> None:
     secret = "s3cr3t-with-'quotes'-and-#-and-: colon"
-    document = yaml.safe_load(render_registry_host(spec(http_secret=secret)))
+    document = yaml.safe_load(render_registry_host(spec(http_secret=secret, kms_key_id=KMS_KEY)))
     written = next(f for f in document["write_files"] if f["path"] == "/opt/registry/config.yml")
     assert written["permissions"] == "0600"
     assert yaml.safe_load(written["content"])["http"]["secret"] == secret
+    assert yaml.safe_load(written["content"])["storage"]["s3"]["keyid"] == KMS_KEY
     service = document["rancher"]["services"]["docker-registry"]
     assert service["image"] == "registry:2.8.3"
     assert service["restart"] == "always"

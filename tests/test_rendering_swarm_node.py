@@ -233,35 +233,67 @@ def test_snippets_and_shellcheck_findings() -> None:
 
 # --- The bootstrap script under a real POSIX shell, with the host's tools stubbed ------------------
 
+# iptables keeps its chains and rules in $RULES: `-n -L`, `-N`, `-C` and `-I CHAIN 1` behave as the
+# real one does for the script; every call goes to $LOG.
+IPTABLES_STUB = """echo "iptables $*" >> "$LOG"
+[ "$1" = -w ] || exit 2
+shift
+case "$1" in
+  -n) [ "$2" = -L ] && grep -qxF -- "chain $3" "$RULES" ;;
+  -N) ! grep -qxF -- "chain $2" "$RULES" && echo "chain $2" >> "$RULES" ;;
+  -C) shift; grep -qxF -- "$*" "$RULES" ;;
+  -I) chain=$2; [ "$3" = 1 ] || exit 2; shift 3; echo "$chain $*" >> "$RULES" ;;
+  *) exit 2 ;;
+esac"""
+
 STUBS = {
-    "wget": 'case "$*" in\n'
+    "wget": 'echo "wget $*" >> "$LOG"\n'
+    'case "$*" in\n'
     "  */instance-id) echo i-0123456789abcdef0 ;;\n"
     "  */local-ipv4) echo 10.20.1.5 ;;\n"
     "  */placement/availability-zone) echo eu-west-1a ;;\n"
     "  */placement/region) echo eu-west-1 ;;\n"
     "  */instance-type) echo t3.medium ;;\n"
     "  *) exit 8 ;;\nesac",
-    "iptables": 'echo "iptables $*" >> "$LOG"\ncase "$*" in *" -L "*|*" -C "*) exit 1 ;; esac',
+    "iptables": IPTABLES_STUB,
     "ros": 'echo "ros $*" >> "$LOG"',
     "hostname": 'echo "hostname $*" >> "$LOG"',
     "sleep": "exit 0",
 }
 
+CONTAINMENT_RULES = [
+    "DOCKER-USER -d 169.254.169.254/32 -j DROP",
+    *(f"DOCKER-USER -o eth0 -p tcp --dport {port} -j DROP" for port in (2375, 2376, 4000, 8500)),
+    *(
+        f"INPUT -i {bridge} -p tcp --dport {port} -j DROP"
+        for bridge in ("docker0", "br-+", "docker_gwbridge")
+        for port in (2375, 2376, 4000)
+    ),
+]
 
-def test_bootstrap_script_contains_imds_then_names_the_host(tmp_path: Path) -> None:
+
+def run_bootstrap(tmp_path: Path, stubs: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run the rendered script under dash; stubs, $LOG, $RULES and the hosts file live in tmp_path."""
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name, body in STUBS.items():
+    bin_dir.mkdir(exist_ok=True)
+    for name, body in stubs.items():
         stub = bin_dir / name
         stub.write_text(f"#!/bin/sh\n{body}\n")
         stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
-    hosts, log = tmp_path / "hosts", tmp_path / "log"
-    hosts.write_text("127.0.0.1 localhost\n")
+    hosts, rules = tmp_path / "hosts", tmp_path / "rules"
+    if not hosts.exists():
+        hosts.write_text("127.0.0.1 localhost\n")
+    if not rules.exists():
+        rules.write_text("chain INPUT\nchain FORWARD\nchain OUTPUT\n")  # a fresh boot: no DOCKER-USER yet
     script = bootstrap_script("staging-web").replace("/etc/hosts", str(hosts))
-    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(log)}
-    result = subprocess.run(["dash", "-c", script], env=env, capture_output=True, text=True, check=False)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(tmp_path / "log"), "RULES": str(rules)}
+    return subprocess.run(["dash", "-c", script], env=env, capture_output=True, text=True, check=False)
+
+
+def test_bootstrap_script_contains_imds_then_names_the_host(tmp_path: Path) -> None:
+    result = run_bootstrap(tmp_path, STUBS)
     assert result.returncode == 0, result.stderr
-    calls = log.read_text().splitlines()
+    calls = (tmp_path / "log").read_text().splitlines()
     assert calls[:4] == [
         "iptables -w -n -L DOCKER-USER",
         "iptables -w -N DOCKER-USER",
@@ -273,23 +305,33 @@ def test_bootstrap_script_contains_imds_then_names_the_host(tmp_path: Path) -> N
     assert "ros config set rancher.environment.AWS_INSTANCE_TYPE t3.medium" in calls
     assert "hostname staging-web-i-0123456789abcdef0" in calls
     assert "ros config set hostname staging-web-i-0123456789abcdef0" in calls
-    assert hosts.read_text().endswith("127.0.1.1 staging-web-i-0123456789abcdef0\n")
+    assert (tmp_path / "hosts").read_text().endswith("127.0.1.1 staging-web-i-0123456789abcdef0\n")
+
+
+def test_bootstrap_script_keeps_containers_off_the_control_ports_once(tmp_path: Path) -> None:
+    result = run_bootstrap(tmp_path, STUBS)
+    assert result.returncode == 0, result.stderr
+    rules = (tmp_path / "rules").read_text().splitlines()
+    assert [r for r in rules if not r.startswith("chain ")] == CONTAINMENT_RULES
+    calls = (tmp_path / "log").read_text().splitlines()
+    last_rule = max(i for i, call in enumerate(calls) if call.startswith("iptables -w -I "))
+    assert not any(call.startswith(("wget ", "ros ", "hostname ")) for call in calls[:last_rule])
+
+    # The next boot, or a second run by hand: every rule is found, nothing is added.
+    (tmp_path / "log").write_text("")
+    result = run_bootstrap(tmp_path, STUBS)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "rules").read_text().splitlines() == rules
+    calls = (tmp_path / "log").read_text().splitlines()
+    assert [c for c in calls if c.startswith(("iptables -w -I ", "iptables -w -N "))] == []
+    assert len([c for c in calls if c.startswith("iptables -w -C ")]) == len(CONTAINMENT_RULES)
 
 
 def test_bootstrap_script_refuses_garbage_metadata(tmp_path: Path) -> None:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    stubs = {**STUBS, "wget": "echo '<html>error</html>'"}
-    for name, body in stubs.items():
-        stub = bin_dir / name
-        stub.write_text(f"#!/bin/sh\n{body}\n")
-        stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
-    log = tmp_path / "log"
-    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(log)}
-    result = subprocess.run(
-        ["dash", "-c", bootstrap_script("staging-web")], env=env, capture_output=True, text=True, check=False
-    )
+    result = run_bootstrap(tmp_path, {**STUBS, "wget": "echo '<html>error</html>'"})
     assert result.returncode == 1
     assert "unexpected instance-id" in result.stderr
-    assert "hostname" not in log.read_text()
-    assert "DOCKER-USER 1 -d 169.254.169.254/32 -j DROP" in log.read_text()
+    log = (tmp_path / "log").read_text()
+    assert "hostname" not in log
+    assert "DOCKER-USER 1 -d 169.254.169.254/32 -j DROP" in log
+    assert "INPUT 1 -i docker0 -p tcp --dport 2375 -j DROP" in log

@@ -6,13 +6,32 @@ set -eu
 prefix=@PREFIX@
 imds=http://@IMDS@/latest/meta-data
 
-contain_imds() {
+# ensure CHAIN RULE...: put RULE at the top of CHAIN unless it is already there (reruns add nothing).
+ensure() {
+  chain=$1
+  shift
+  if ! iptables -w -C "$chain" "$@" 2>/dev/null; then
+    iptables -w -I "$chain" 1 "$@"
+  fi
+}
+
+# Containers on bridge and overlay networks: no metadata service, no cluster control ports
+# (2375/2376 engines, 4000 Swarm manager, 8500 Consul) on other hosts (FORWARD out of eth0, through
+# DOCKER-USER), nor on this host (INPUT from the container bridges). Containers may still use those
+# ports among themselves. Host-network system services are unaffected.
+contain_containers() {
   if ! iptables -w -n -L DOCKER-USER >/dev/null 2>&1; then
     iptables -w -N DOCKER-USER
   fi
-  if ! iptables -w -C DOCKER-USER -d @IMDS@/32 -j DROP 2>/dev/null; then
-    iptables -w -I DOCKER-USER 1 -d @IMDS@/32 -j DROP
-  fi
+  ensure DOCKER-USER -d @IMDS@/32 -j DROP
+  for port in 2375 2376 4000 8500; do
+    ensure DOCKER-USER -o eth0 -p tcp --dport "$port" -j DROP
+  done
+  for bridge in docker0 br-+ docker_gwbridge; do
+    for port in 2375 2376 4000; do
+      ensure INPUT -i "$bridge" -p tcp --dport "$port" -j DROP
+    done
+  done
 }
 
 fetch() {
@@ -43,7 +62,7 @@ fail() {
   exit 1
 }
 
-contain_imds
+contain_containers
 
 instance_id=$(metadata instance-id)
 local_ipv4=$(metadata local-ipv4)
