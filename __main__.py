@@ -1,6 +1,7 @@
 """A Docker Swarm cluster of stateless RancherOS nodes for one environment (one stack)."""
 
 import pulumi
+import pulumi_aws as aws
 
 from components import stack_settings
 from components.cluster_services import ClusterServices, ClusterServicesArgs, HostImage
@@ -9,6 +10,8 @@ from components.swarm_node_group import SwarmClusterContext, SwarmNodeGroup, Swa
 config = stack_settings.load()
 environment = config.cluster.environment
 subnet_ids = [s.id for s in config.network.subnets]
+# The root volume mapping must name the AMI's own root device, or it adds a second, blank volume.
+ami = aws.ec2.get_ami_output(filters=[aws.ec2.GetAmiFilterArgs(name="image-id", values=[config.rancheros.amiId])])
 
 services = ClusterServices(
     f"{environment}-cluster",
@@ -22,7 +25,7 @@ services = ClusterServices(
         consul=config.consul,
         registry=config.registry,
         registry_http_secret=stack_settings.registry_http_secret(),
-        host_image=HostImage(config.rancheros.amiId, config.rancheros.rootDeviceName, config.rancheros.kmsKeyArn),
+        host_image=HostImage(config.rancheros.amiId, ami.root_device_name, config.rancheros.kmsKeyArn),
         admin_cidrs=config.access.adminCidrs,
         admin_security_group_ids=config.access.adminSecurityGroupIds,
         ssh_authorized_keys=config.access.sshAuthorizedKeys,
@@ -42,7 +45,7 @@ cluster = SwarmClusterContext(
     zone_id=services.zone_id,
     zone_name=config.dns.internalZone,
     ami_id=config.rancheros.amiId,
-    root_device_name=config.rancheros.rootDeviceName,
+    root_device_name=ami.root_device_name,
     kms_key_arn=config.rancheros.kmsKeyArn,
     swarm_image=config.swarm.image,
     admin_cidrs=config.access.adminCidrs,

@@ -33,7 +33,7 @@ OVERLAY_PORTS = (("tcp", 7946), ("udp", 7946), ("udp", 4789))
 @dataclass(frozen=True)
 class HostImage:
     ami_id: str
-    root_device_name: str
+    root_device_name: pulumi.Input[str]
     kms_key_arn: str | None
 
 

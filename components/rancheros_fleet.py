@@ -39,7 +39,7 @@ class FleetSize:
 
 @dataclass(frozen=True)
 class RootVolume:
-    device_name: str
+    device_name: pulumi.Input[str]
     size_gb: int
     kms_key_arn: str | None = None
 

@@ -43,7 +43,7 @@ class SwarmClusterContext:
     zone_id: pulumi.Input[str]
     zone_name: str
     ami_id: str
-    root_device_name: str
+    root_device_name: pulumi.Input[str]
     kms_key_arn: str | None
     swarm_image: str
     admin_cidrs: Sequence[str]

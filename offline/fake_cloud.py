@@ -10,6 +10,22 @@ import hashlib
 from typing import Any
 
 ACCOUNT_ID = "123456789012"
+ROOT_DEVICE_NAME = "/dev/sda1"  # what RancherOS's HVM AMIs are looked up as offline
+
+
+def fake_ami(args: dict[str, Any]) -> dict[str, Any]:
+    """The AMI a `getAmi` lookup by image id finds: a RancherOS 1.5 HVM image with an EBS root."""
+    [image_id] = next(f["values"] for f in args["filters"] if f["name"] == "image-id")
+    return {
+        "id": image_id,
+        "imageId": image_id,
+        "name": "rancheros-v1.5.8-hvm-1",
+        "architecture": "x86_64",
+        "virtualizationType": "hvm",
+        "rootDeviceType": "ebs",
+        "rootDeviceName": ROOT_DEVICE_NAME,
+        "enaSupport": True,
+    }
 
 
 def fake_state(type_: str, name: str, inputs: dict[str, Any], region: str) -> tuple[str, dict[str, Any]]:

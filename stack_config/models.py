@@ -193,7 +193,6 @@ class Access(Strict):
 
 class RancherOS(Strict):
     amiId: AmiId
-    rootDeviceName: DeviceName = "/dev/sda1"
     kmsKeyArn: KmsKeyArn | None = None
 
 

@@ -8,6 +8,7 @@ from functools import cache
 
 import pytest
 
+from offline.fake_cloud import ROOT_DEVICE_NAME
 from offline.harness import RecordedResource, StackRun
 from offline.stack_files import stack_config_map
 from stack_config.loader import load_stack_config
@@ -69,7 +70,7 @@ def test_launch_template(stack: str, name: str) -> None:
         "instanceMetadataTags": "enabled",
     }
     [device] = template["blockDeviceMappings"]
-    assert device["deviceName"] == cfg.rancheros.rootDeviceName
+    assert device["deviceName"] == ROOT_DEVICE_NAME, "the root device name of the AMI the program looked up"
     assert device["ebs"]["encrypted"] == "true" and device["ebs"]["volumeType"] == "gp3"
     assert device["ebs"]["volumeSize"] == group.rootVolumeSizeGb
     assert device["ebs"].get("kmsKeyId") == cfg.rancheros.kmsKeyArn
