@@ -6,6 +6,7 @@ actionlint runs on both files when an `actionlint` executable is installed (see 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -155,6 +156,16 @@ def test_deploy_job_per_stack(deploy: dict[str, Any], stack: str) -> None:
     assert up["with"]["command"] == "up"
     assert up["with"]["stack-name"] == stack
     assert up["with"]["policyPacks"] == "policies"
+    # `up` returns before the instances are replaced; the job ends once the rolling refresh succeeded.
+    assert job["steps"][-1]["run"] == f".github/scripts/wait-for-instance-refreshes.sh {stack}"
+
+
+def test_refresh_wait_script_passes_shellcheck() -> None:
+    script = ROOT / ".github" / "scripts" / "wait-for-instance-refreshes.sh"
+    shellcheck = Path(sys.executable).parent / "shellcheck"
+    result = subprocess.run([str(shellcheck), "--shell=sh", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+    assert os.access(script, os.X_OK)
 
 
 def test_production_waits_for_staging(deploy: dict[str, Any]) -> None:
