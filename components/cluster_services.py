@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -18,6 +19,7 @@ from components.internal_endpoint import InternalEndpoint, InternalEndpointArgs
 from components.rancheros_fleet import FleetSize, RancherOSFleet, RancherOSFleetArgs, RootVolume
 from components.registry_bucket import RegistryBucket, RegistryBucketArgs
 from components.security_rules import allow
+from components.user_data import rendered
 from rendering.consul_server import ConsulServerSpec, render_consul_server
 from rendering.registry import RegistrySpec, render_registry_host
 from stack_config.models import Consul, Registry
@@ -136,7 +138,7 @@ class ClusterServices(pulumi.ComponentResource):
                 ami_id=args.host_image.ami_id,
                 instance_type=args.consul.instanceType,
                 root_volume=self._root_volume(args.consul.rootVolumeSizeGb),
-                user_data=render_consul_server(spec),
+                user_data=rendered("the Consul servers", lambda: render_consul_server(spec)),
                 security_group_ids=[servers.id],
                 subnet_ids=args.subnet_ids,
                 size=FleetSize(count, count, count),
@@ -171,20 +173,22 @@ class ClusterServices(pulumi.ComponentResource):
             child,
         )
         replicas = args.registry.replicas
-        user_data = pulumi.Output.all(bucket.bucket_name, args.registry_http_secret).apply(
-            lambda values: render_registry_host(
-                RegistrySpec(
-                    environment=args.environment,
-                    image=args.registry.image,
-                    port=args.registry.port,
-                    bucket=values[0],
-                    region=args.region,
-                    http_secret=values[1],
-                    ssh_authorized_keys=args.ssh_authorized_keys,
-                    kms_key_id=args.host_image.kms_key_arn,
-                )
+
+        def render(values: list[Any]) -> str:
+            bucket_name, secret = values
+            spec = RegistrySpec(
+                environment=args.environment,
+                image=args.registry.image,
+                port=args.registry.port,
+                bucket=bucket_name,
+                region=args.region,
+                http_secret=secret,
+                ssh_authorized_keys=args.ssh_authorized_keys,
+                kms_key_id=args.host_image.kms_key_arn,
             )
-        )
+            return rendered("the registry hosts", lambda: render_registry_host(spec))
+
+        user_data = pulumi.Output.all(bucket.bucket_name, args.registry_http_secret).apply(render)
         RancherOSFleet(
             name,
             RancherOSFleetArgs(

@@ -15,6 +15,7 @@ import pulumi_aws as aws
 from components.internal_endpoint import InternalEndpoint, InternalEndpointArgs
 from components.rancheros_fleet import FleetSize, RancherOSFleet, RancherOSFleetArgs, RootVolume
 from components.security_rules import allow
+from components.user_data import rendered
 from rendering.swarm_node import SwarmNodeSpec, render_swarm_node
 from stack_config.models import NodeGroup
 
@@ -226,18 +227,17 @@ def instance_tags(group: NodeGroup, cluster: SwarmClusterContext, name: str) -> 
 def _user_data(group: NodeGroup, cluster: SwarmClusterContext) -> pulumi.Output[str]:
     def render(endpoints: list[str]) -> str:
         consul, registry = endpoints
-        return render_swarm_node(
-            SwarmNodeSpec(
-                environment=cluster.environment,
-                group=group.name,
-                engine_labels=engine_labels(group, cluster.environment),
-                variables={t.variable: t.value for t in cluster.tag_variables},
-                swarm_manager=group.swarmManager,
-                swarm_image=cluster.swarm_image,
-                consul_endpoint=consul,
-                registry_endpoint=registry,
-                ssh_authorized_keys=cluster.ssh_authorized_keys,
-            )
+        spec = SwarmNodeSpec(
+            environment=cluster.environment,
+            group=group.name,
+            engine_labels=engine_labels(group, cluster.environment),
+            variables={t.variable: t.value for t in cluster.tag_variables},
+            swarm_manager=group.swarmManager,
+            swarm_image=cluster.swarm_image,
+            consul_endpoint=consul,
+            registry_endpoint=registry,
+            ssh_authorized_keys=cluster.ssh_authorized_keys,
         )
+        return rendered(f"node group {group.name}", lambda: render_swarm_node(spec))
 
     return pulumi.Output.all(cluster.consul_endpoint, cluster.registry_endpoint).apply(render)

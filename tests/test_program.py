@@ -182,3 +182,15 @@ def test_aws_names_fit_their_limits(stack: str) -> None:
             assert len(resource.inputs["name"]) <= limit, resource.inputs["name"]
             if type_.startswith("aws:lb/"):
                 assert not resource.inputs["name"].startswith("internal-"), resource.inputs["name"]
+
+
+def test_user_data_too_large_is_a_config_error_naming_the_group() -> None:
+    values, _ = stack_config_map("staging")
+    values["swarm-cluster:tagVariables"] = json.dumps(
+        [{"tag": f"example.setting{i}", "variable": f"SETTING_{i}", "value": "v" * 256} for i in range(40)]
+    )
+    with pytest.raises(pulumi.RunError) as caught:
+        run_stack("staging", config=values)
+    message = str(caught.value)
+    assert message.startswith("cannot render the user-data of node group ")
+    assert "EC2 accepts at most 16384 bytes" in message
