@@ -28,6 +28,7 @@ services = ClusterServices(
         host_image=HostImage(config.rancheros.amiId, ami.root_device_name, config.rancheros.kmsKeyArn),
         admin_cidrs=config.access.adminCidrs,
         admin_security_group_ids=config.access.adminSecurityGroupIds,
+        ssh_cidrs=config.access.sshCidrs,
         ssh_authorized_keys=config.access.sshAuthorizedKeys,
         ssm_session_manager=config.access.ssmSessionManager,
         protect_data=config.cluster.highAvailability,

@@ -25,6 +25,7 @@ from rendering.registry import RegistrySpec, render_registry_host
 from stack_config.models import Consul, Registry
 
 CONSUL_HTTP_PORT = 8500
+SSH_PORT = 22
 CONSUL_JOIN_TAG = "consul.cluster"
 # Server RPC, LAN and WAN gossip: only Consul servers talk on these.
 CONSUL_SERVER_PORTS = (("tcp", 8300), ("tcp", 8301), ("udp", 8301), ("tcp", 8302), ("udp", 8302))
@@ -53,6 +54,7 @@ class ClusterServicesArgs:
     host_image: HostImage
     admin_cidrs: Sequence[str]
     admin_security_group_ids: Sequence[str]
+    ssh_cidrs: Sequence[str]
     ssh_authorized_keys: Sequence[str]
     ssm_session_manager: bool
     protect_data: bool  # keep the registry bucket through `pulumi destroy` and refuse to delete it
@@ -113,6 +115,7 @@ class ClusterServices(pulumi.ComponentResource):
     def _consul(self, nodes: aws.ec2.SecurityGroup, child: pulumi.ResourceOptions) -> pulumi.Output[str]:
         args, name = self._args, f"{self._name}-consul"
         servers = self._security_group("consul", "Consul servers", child)
+        self._allow_ssh(servers, "consul", child)
         for protocol, port in CONSUL_SERVER_PORTS:
             rule = f"{self._name}-consul-{protocol}-{port}"
             allow(rule, servers.id, protocol, port, "Consul servers", child, source_group_id=servers.id)
@@ -167,6 +170,7 @@ class ClusterServices(pulumi.ComponentResource):
     ) -> pulumi.Output[str]:
         args, name = self._args, f"{self._name}-registry"
         hosts = self._security_group("registry", "Docker registry hosts", child)
+        self._allow_ssh(hosts, "registry", child)
         endpoint = InternalEndpoint(
             f"{name}-endpoint",
             self._endpoint_args("docker", args.registry.port, hosts, nodes, health_check_path="/v2/"),
@@ -256,6 +260,10 @@ class ClusterServices(pulumi.ComponentResource):
             child,
         )
         return guard
+
+    def _allow_ssh(self, guard: aws.ec2.SecurityGroup, role: str, child: pulumi.ResourceOptions) -> None:
+        for k, cidr in enumerate(self._args.ssh_cidrs):
+            allow(f"{self._name}-{role}-ssh-{k}", guard.id, "tcp", SSH_PORT, "SSH from admins", child, cidr=cidr)
 
     def _root_volume(self, size_gb: int) -> RootVolume:
         image = self._args.host_image

@@ -11,12 +11,17 @@ import yaml
 from offline.harness import StackRun
 
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+# Marks a folder as ours, so a rerun may empty it and a mistyped --out never deletes anything else.
+MARKER = ".offline-plan"
+
+
+class ArtifactFolderError(Exception):
+    pass
 
 
 def write_artifacts(run: StackRun, out: Path) -> list[Path]:
     """`<out>/<fleet>/user-data.yaml` per launch template, plus every file its user-data writes."""
-    if out.exists():
-        shutil.rmtree(out)
+    _claim(out)
     written: list[Path] = []
     for template in run.of_type(LAUNCH_TEMPLATE):
         fleet = out / str(template.inputs["name"])
@@ -26,6 +31,18 @@ def write_artifacts(run: StackRun, out: Path) -> list[Path]:
         for entry in document.get("write_files", []):
             written.append(_write(fleet / "files" / entry["path"].lstrip("/"), entry.get("content", "")))
     return written
+
+
+def _claim(out: Path) -> None:
+    """Empty `out` if an earlier plan wrote it, so files of removed groups do not linger."""
+    if out.exists() and any(out.iterdir()):
+        if not (out / MARKER).exists():
+            raise ArtifactFolderError(
+                f"{out} is not empty and was not written by the offline plan; choose another --out"
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by `python3 dev.py plan`; emptied on every run\n", encoding="utf-8")
 
 
 def _write(path: Path, text: str) -> Path:

@@ -66,9 +66,6 @@ class StackRun:
     def children(self, parent: RecordedResource) -> list[RecordedResource]:
         return [r for r in self.resources if r.parent == parent.urn]
 
-    def by_urn(self, urn: str) -> RecordedResource:
-        return next(r for r in self.resources if r.urn == urn)
-
 
 class UnmockedInvoke(Exception):
     """The program called a data source the offline run cannot answer; answering {} would hide bugs."""
@@ -159,14 +156,16 @@ def run_stack(
     preview: bool = False,
     config: Mapping[str, str] | None = None,
     project_dir: Path = PROJECT_ROOT,
+    record: StackRun | None = None,
 ) -> StackRun:
     """Run the program for `stack`; `config` replaces the stack file's config map (for tests of bad input).
 
-    Raises whatever the program raises: `pulumi.RunError` for a bad config, as under `pulumi up`.
+    Raises whatever the program raises: `pulumi.RunError` for a bad config, as under `pulumi up`; what was
+    registered until then is in `record`, when the caller passes one.
     """
     values, secret_keys = stack_config_map(stack, project_dir) if config is None else (dict(config), [])
     region = values.get("aws:region", "us-east-1")
-    run = StackRun(stack=stack)
+    run = StackRun(stack=stack) if record is None else record
     monitor = _RecordingMonitor(run, _FakeCloud(region))
     _clear_config_environment()
     loop = asyncio.new_event_loop()

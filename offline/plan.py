@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pulumi
 
-from offline.artifacts import write_artifacts
+from offline.artifacts import ArtifactFolderError, write_artifacts
 from offline.harness import RecordedResource, StackRun, run_stack
 from offline.stack_files import PROJECT_ROOT, StackFileError, project_name
 from offline.summary import summarize
@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     except (pulumi.RunError, StackFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    written = write_artifacts(run, out)
+    try:
+        written = write_artifacts(run, out)
+    except ArtifactFolderError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if options.json:
         print(json.dumps(_document(run), indent=2, sort_keys=True, default=str))
     else:

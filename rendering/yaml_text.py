@@ -24,7 +24,6 @@ class UserDataTooLarge(ValueError):
             f"{what}: the user-data is {size} bytes; EC2 accepts at most {USER_DATA_LIMIT} bytes before "
             "base64 encoding. Shorten the variables, labels or SSH keys this host carries."
         )
-        self.what = what
         self.size = size
 
 

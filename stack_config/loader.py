@@ -71,7 +71,7 @@ def _unflatten(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
         try:
             data[key] = json.loads(value) if isinstance(value, str) else value
         except json.JSONDecodeError:
-            found.append((full_key, f"expected a YAML object or list, got the text {value!r}"))
+            found.append((full_key, f"got the text {value!r}; expected a YAML object or list"))
     return data, found
 
 
@@ -91,7 +91,7 @@ def _problem(error: ErrorDetails, prefix: tuple[str, ...]) -> Problem:
         return path, f"unknown key; allowed here: {', '.join(_allowed_keys(loc[:-1]))}"
     if kind == "value_error":
         return path, message.removeprefix("Value error, ")
-    return path, f"{message}; got {error['input']!r}"
+    return path, f"got {error['input']!r}; {message.replace('Input should be', 'expected')}"
 
 
 def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:

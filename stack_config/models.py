@@ -22,7 +22,7 @@ def _matching(pattern: str, what: str) -> AfterValidator:
 
     def check(value: str) -> str:
         if not re.fullmatch(pattern, value):
-            raise ValueError(f"{value!r} is not {what}")
+            raise ValueError(f"{value!r} is not valid; expected {what}")
         return value
 
     return AfterValidator(check)
@@ -107,6 +107,10 @@ ImageRef = Annotated[
         "an image reference with a pinned tag such as registry:2.8.3 ('latest' is refused)",
     ),
     AfterValidator(_pinned),
+]
+# The rendered config.yml (S3 keys, objectacl, health checks) is written for distribution 2.8.
+RegistryImage = Annotated[
+    ImageRef, _matching(r"([a-z0-9._-]+/)*registry:2\.8\.[0-9]+", "a registry 2.8.x image such as registry:2.8.3")
 ]
 EnvVarName = Annotated[
     str, _matching(r"[A-Z][A-Z0-9_]*", "an environment variable name of upper-case letters, digits and '_'")
@@ -208,7 +212,7 @@ class Consul(Strict):
 
 
 class Registry(Strict):
-    image: ImageRef = "registry:2.8.3"
+    image: RegistryImage = "registry:2.8.3"
     replicas: Annotated[int, Field(ge=1, le=5)] = 1
     instanceType: InstanceType = "t3.small"
     port: Port = 5000

@@ -56,7 +56,10 @@ def _network(config: Sections) -> Iterator[Problem]:
     for i, subnet in enumerate(config.network.subnets):
         cidr = ipaddress.ip_network(subnet.cidr)
         if cidr.version != vpc.version or not cidr.subnet_of(vpc):  # type: ignore[arg-type]
-            yield f"network.subnets[{i}].cidr", f"{subnet.cidr} is not inside vpcCidr {config.network.vpcCidr}"
+            yield (
+                f"network.subnets[{i}].cidr",
+                f"{subnet.cidr} is not inside vpcCidr {config.network.vpcCidr}; subnets must lie inside the VPC",
+            )
     yield from _duplicates("network.subnets[{}].id", [s.id for s in config.network.subnets])
     # Load balancers take one subnet per availability zone; a second one in a zone is rejected by AWS.
     yield from _duplicates("network.subnets[{}].availabilityZone", [s.availabilityZone for s in config.network.subnets])

@@ -50,8 +50,10 @@ def test_bad_config_fails_before_any_resource() -> None:
     groups[1]["maxSize"] = 0
     values["swarm-cluster:nodeGroups"] = json.dumps(groups)
     values["swarm-cluster:consul"] = json.dumps({"serverCount": 2})
+    partial = StackRun(stack="staging")
     with pytest.raises(pulumi.RunError) as caught:
-        run_stack("staging", config=values)
+        run_stack("staging", config=values, record=partial)
+    assert partial.resources == [] and partial.invokes == [], "nothing may be declared for an invalid config"
     message = str(caught.value)
     assert "Pulumi.staging.yaml: swarm-cluster:nodeGroups[1].maxSize: " in message
     assert "Pulumi.staging.yaml: swarm-cluster:consul.serverCount: 2 is even" in message
@@ -67,6 +69,7 @@ def _comparable(run: StackRun) -> list[tuple[str, str, str | None, str]]:
 
 
 def _project_copy(tmp_path: Path) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     for name in PROGRAM_FILES:
         shutil.copy(PROJECT_ROOT / name, tmp_path / name)
     for name in PROGRAM_DIRS:
@@ -117,7 +120,8 @@ def test_plan_of_a_broken_stack_file_exits_2_without_traceback(tmp_path: Path) -
     assert "Traceback" not in result.stderr + result.stdout
     assert "Pulumi.staging.yaml: swarm-cluster:consul.serverCount: 4 is even" in result.stderr
     assert (
-        "Pulumi.staging.yaml: swarm-cluster:rancheros.amiId: 'img-0c3f2b8a7d9e41f56' is not an AMI id" in result.stderr
+        "Pulumi.staging.yaml: swarm-cluster:rancheros.amiId: 'img-0c3f2b8a7d9e41f56' is not valid; expected an AMI id"
+        in result.stderr
     )
     assert not (project / "build").exists(), "nothing is written for a config that does not validate"
 
@@ -194,3 +198,16 @@ def test_user_data_too_large_is_a_config_error_naming_the_group() -> None:
     message = str(caught.value)
     assert message.startswith("cannot render the user-data of node group ")
     assert "EC2 accepts at most 16384 bytes" in message
+
+
+def test_plan_never_empties_a_folder_it_did_not_write(tmp_path: Path) -> None:
+    project = _project_copy(tmp_path / "project")
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("mine")
+    result = _plan(project, "staging", "--out", str(precious))
+    assert result.returncode == 2
+    assert "was not written by the offline plan" in result.stderr
+    assert (precious / "keep.txt").read_text() == "mine"
+    assert _plan(project, "staging", "--out", str(tmp_path / "fresh")).returncode == 0
+    assert _plan(project, "staging", "--out", str(tmp_path / "fresh")).returncode == 0, "a rerun reuses its folder"

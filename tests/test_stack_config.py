@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any, get_args
 
@@ -14,6 +15,8 @@ from stack_config.loader import ConfigError, load_stack_config
 from stack_config.models import StackConfig
 
 Raw = dict[str, Any]
+# `Pulumi.<stack>.yaml: <key path>: <what is wrong>; <what is allowed>`
+PROBLEM_LINE = re.compile(r"Pulumi\.[a-z-]+\.yaml: \S+: [^;]+; .+")
 
 
 def _raw(stack: str) -> Raw:
@@ -257,6 +260,7 @@ INVALID = [
 @pytest.mark.parametrize(("stack", "mutate", "path", "reason"), INVALID)
 def test_invalid_config_names_key_and_reason(stack: str, mutate: Callable[[Raw], None], path: str, reason: str) -> None:
     problems = _problems(stack, mutate)
+    assert all(PROBLEM_LINE.fullmatch(p) for p in problems), problems
     prefix = f"Pulumi.{stack}.yaml: {path}: "
     matching = [p for p in problems if p.startswith(prefix)]
     assert matching, f"no problem for {path}; got: {problems}"

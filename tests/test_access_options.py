@@ -1,0 +1,72 @@
+"""Whole program with the optional access settings switched on: SSH, SSM, an existing zone, secrets."""
+
+from __future__ import annotations
+
+import base64
+import json
+from functools import cache
+
+import yaml
+
+from offline.harness import StackRun, run_stack
+from offline.stack_files import SECRET_PLACEHOLDER, stack_config_map
+from tests.conftest import recorded
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0ZXN0a2V5Zm9ydGhlcmVuZGVyZXJ0ZXN0cw== ops@example"
+ZONE = "Z0123456789ABCDEFGHIJ"
+SSH_CIDR = "10.8.12.0/24"
+
+
+@cache
+def opened_up() -> StackRun:
+    values, _ = stack_config_map("staging")
+    access = json.loads(values["swarm-cluster:access"])
+    access.update(sshCidrs=[SSH_CIDR], sshAuthorizedKeys=[KEY], ssmSessionManager=True)
+    values["swarm-cluster:access"] = json.dumps(access)
+    dns = json.loads(values["swarm-cluster:dns"])
+    values["swarm-cluster:dns"] = json.dumps({**dns, "existingZoneId": ZONE})
+    return run_stack("staging", config=values)
+
+
+def test_ssh_only_from_the_configured_ranges_on_every_host() -> None:
+    run = opened_up()
+    rules = [r.inputs for r in run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")]
+    ssh = [r for r in rules if r["fromPort"] == 22]
+    assert {r.get("cidrIpv4") for r in ssh} == {SSH_CIDR}
+    # Every host's own group: the node groups', Consul's and the registry's; not load balancers', not the
+    # cluster-wide node group (each node group opens SSH on its own).
+    groups = run.of_type("aws:ec2/securityGroup:SecurityGroup")
+    host_groups = {g.id for g in groups if not g.inputs["name"].endswith("-lb") and g.inputs["name"] != "staging-nodes"}
+    assert {r["securityGroupId"] for r in ssh} == host_groups, "each host's own security group, nothing else"
+
+
+def test_keys_are_installed_on_every_host() -> None:
+    for template in opened_up().of_type("aws:ec2/launchTemplate:LaunchTemplate"):
+        user_data = yaml.safe_load(base64.b64decode(template.inputs["userData"]))
+        assert user_data["ssh_authorized_keys"] == [KEY], template.name
+
+
+def test_ssm_attaches_exactly_the_core_policy_to_every_role() -> None:
+    run = opened_up()
+    roles = {r.outputs["name"] for r in run.of_type("aws:iam/role:Role")}
+    attachments = run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    assert sorted(a.inputs["role"] for a in attachments) == sorted(roles)
+    assert {a.inputs["policyArn"] for a in attachments} == {"arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"}
+
+
+def test_existing_zone_is_used_and_none_is_created() -> None:
+    run = opened_up()
+    assert run.of_type("aws:route53/zone:Zone") == []
+    records = run.of_type("aws:route53/record:Record")
+    assert len(records) == 3 and {r.inputs["zoneId"] for r in records} == {ZONE}
+    assert run.exports["internalZoneId"] == ZONE
+
+
+def test_registry_secret_is_marked_secret_and_rendered() -> None:
+    template = recorded("production").named("aws:ec2/launchTemplate:LaunchTemplate", "production-cluster-registry-lt")
+    assert template.secret_inputs == ("userData",), "Pulumi must encrypt user-data that carries the secret"
+    user_data = yaml.safe_load(base64.b64decode(template.inputs["userData"]))
+    [config] = [f for f in user_data["write_files"] if f["path"].endswith("config.yml")]
+    assert yaml.safe_load(config["content"])["http"]["secret"] == SECRET_PLACEHOLDER
+    staging = recorded("staging").named("aws:ec2/launchTemplate:LaunchTemplate", "staging-cluster-registry-lt")
+    assert staging.secret_inputs == ()
