@@ -50,6 +50,7 @@ VPC_INGRESS_RULE: Final = "aws:vpc/securityGroupIngressRule:SecurityGroupIngress
 EBS_VOLUME: Final = "aws:ebs/volume:Volume"
 LAUNCH_TEMPLATE: Final = "aws:ec2/launchTemplate:LaunchTemplate"
 INSTANCE: Final = "aws:ec2/instance:Instance"
+LAUNCH_CONFIGURATION: Final = "aws:ec2/launchConfiguration:LaunchConfiguration"
 AUTOSCALING_GROUP: Final = "aws:autoscaling/group:Group"
 BUCKET_TYPES: Final = frozenset(("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"))
 PUBLIC_ACCESS_BLOCK_TYPES: Final = frozenset(("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",))
@@ -340,6 +341,35 @@ no_public_cluster_ports = ResourceValidationPolicy(
 # --------------------------------------------------------------------------------------------------------------------
 
 
+# Instances and launch configurations describe their disks alike: one rootBlockDevice and a list of ebsBlockDevices.
+_INSTANCE_DISK_TYPES: Final = frozenset((INSTANCE, LAUNCH_CONFIGURATION))
+
+
+def _device_label(device: object) -> str:
+    name = get(device, "deviceName")
+    return f" ({name})" if isinstance(name, str) else ""
+
+
+def _check_instance_disks(props: Mapping[str, Any], report: ReportViolation) -> None:
+    root = get(props, "rootBlockDevice")
+    if root is None:
+        # The root volume then follows the AMI's snapshot, unencrypted for most public AMIs; the account's
+        # encryption-by-default setting could still save it, but a policy cannot see that, so fail closed.
+        report(
+            "rootBlockDevice is not declared, so the root volume is encrypted only if the AMI or the account default "
+            "says so; declare rootBlockDevice with encrypted=True.",
+            None,
+        )
+    elif truthy(get(root, "encrypted")) is False:
+        report("rootBlockDevice is not encrypted; set encrypted=True.", None)
+    devices = elements(get(props, "ebsBlockDevices"))
+    if isinstance(devices, _Unknown):
+        return
+    for i, device in enumerate(devices):
+        if truthy(get(device, "encrypted")) is False:
+            report(f"ebsBlockDevices[{i}]{_device_label(device)} is not encrypted; set encrypted=True.", None)
+
+
 def validate_ebs_encrypted(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type == EBS_VOLUME:
         if truthy(get(args.props, "encrypted")) is False:
@@ -353,14 +383,20 @@ def validate_ebs_encrypted(args: ResourceValidationArgs, report: ReportViolation
             if ebs is None or is_unknown(ebs):
                 continue  # an instance-store or no-device mapping, or not known yet
             if truthy(get(ebs, "encrypted")) is False:
-                device = get(mapping, "deviceName")
-                label = f" ({device})" if isinstance(device, str) else ""
-                report(f'blockDeviceMappings[{i}]{label} is not encrypted; set ebs.encrypted to "true".', None)
+                report(
+                    f'blockDeviceMappings[{i}]{_device_label(mapping)} is not encrypted; set ebs.encrypted to "true".',
+                    None,
+                )
+    elif args.resource_type in _INSTANCE_DISK_TYPES:
+        _check_instance_disks(args.props, report)
 
 
 ebs_encrypted = ResourceValidationPolicy(
     name="ebs-encrypted",
-    description="Every EBS volume and every launch template block device must be encrypted.",
+    description=(
+        "EBS volumes, launch-template block devices and instance root/EBS devices (instances and launch "
+        "configurations) must be encrypted."
+    ),
     enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,
     validate=validate_ebs_encrypted,

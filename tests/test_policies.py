@@ -165,6 +165,52 @@ def test_launch_template_block_devices_encryption() -> None:
     assert check(E, rules.LAUNCH_TEMPLATE, unknown) == []
 
 
+def instance(root: Any = None, *ebs: Mapping[str, Any]) -> dict[str, Any]:
+    props: dict[str, Any] = {"ami": "ami-1", "instanceType": "t3.small", "ebsBlockDevices": list(ebs)}
+    if root is not None:
+        props["rootBlockDevice"] = root
+    return props
+
+
+ENCRYPTED_ROOT = {"volumeSize": 16.0, "encrypted": True}
+DATA = {"deviceName": "/dev/xvdf", "volumeSize": 100.0, "encrypted": True}
+
+
+@pytest.mark.parametrize("kind", [rules.INSTANCE, rules.LAUNCH_CONFIGURATION])
+def test_instance_disks_encrypted_pass(kind: str) -> None:
+    assert check(E, kind, instance(ENCRYPTED_ROOT, DATA, {**DATA, "deviceName": "/dev/xvdg"})) == []
+    assert check(E, kind, instance(ENCRYPTED_ROOT)) == []
+
+
+@pytest.mark.parametrize("kind", [rules.INSTANCE, rules.LAUNCH_CONFIGURATION])
+def test_instance_unencrypted_root(kind: str) -> None:
+    [message] = check(E, kind, instance({"volumeSize": 16.0, "encrypted": False}, DATA))
+    assert message.startswith("rootBlockDevice is not encrypted")
+    assert len(check(E, kind, instance({"volumeSize": 16.0}))) == 1  # AWS default: unencrypted
+
+
+@pytest.mark.parametrize("kind", [rules.INSTANCE, rules.LAUNCH_CONFIGURATION])
+def test_instance_without_root_block_device(kind: str) -> None:
+    [message] = check(E, kind, instance(None, DATA))
+    assert "rootBlockDevice is not declared" in message and "encrypted=True" in message
+
+
+@pytest.mark.parametrize("kind", [rules.INSTANCE, rules.LAUNCH_CONFIGURATION])
+def test_instance_unencrypted_ebs_block_device(kind: str) -> None:
+    [message] = check(E, kind, instance(ENCRYPTED_ROOT, DATA, {"deviceName": "/dev/xvdg", "volumeSize": 50.0}))
+    assert message.startswith("ebsBlockDevices[1] (/dev/xvdg) is not encrypted")
+
+
+def test_instance_unknown_disk_values_are_skipped() -> None:
+    unknown_flag = {**DATA, "encrypted": UNKNOWN_STRING_VALUE}
+    assert check(E, rules.INSTANCE, instance({"encrypted": UNKNOWN_STRING_VALUE}, unknown_flag)) == []
+    assert check(E, rules.INSTANCE, instance(UNKNOWN_STRING_VALUE, UNKNOWN_STRING_VALUE)) == []
+    assert check(E, rules.INSTANCE, {**instance(ENCRYPTED_ROOT), "ebsBlockDevices": UNKNOWN_ARRAY_VALUE}) == []
+    # an unknown device does not hide a known unencrypted one
+    [message] = check(E, rules.INSTANCE, instance(ENCRYPTED_ROOT, unknown_flag, {**DATA, "encrypted": False}))
+    assert "ebsBlockDevices[1]" in message
+
+
 # --- s3-bucket-protected ----------------------------------------------------------------------------------------
 
 BUCKET = "aws:s3/bucket:Bucket"
