@@ -19,9 +19,12 @@ class ArtifactFolderError(Exception):
     pass
 
 
-def write_artifacts(run: StackRun, out: Path) -> list[Path]:
-    """`<out>/<fleet>/user-data.yaml` per launch template, plus every file its user-data writes."""
-    _claim(out)
+def write_artifacts(run: StackRun, out: Path, *, owned: bool = False) -> list[Path]:
+    """`<out>/<fleet>/user-data.yaml` per launch template, plus every file its user-data writes.
+
+    `owned`: `out` is the plan's own default folder, which it may empty even without a marker.
+    """
+    _claim(out, owned)
     written: list[Path] = []
     for template in run.of_type(LAUNCH_TEMPLATE):
         fleet = out / str(template.inputs["name"])
@@ -33,10 +36,10 @@ def write_artifacts(run: StackRun, out: Path) -> list[Path]:
     return written
 
 
-def _claim(out: Path) -> None:
+def _claim(out: Path, owned: bool) -> None:
     """Empty `out` if an earlier plan wrote it, so files of removed groups do not linger."""
     if out.exists() and any(out.iterdir()):
-        if not (out / MARKER).exists():
+        if not owned and not (out / MARKER).exists():
             raise ArtifactFolderError(
                 f"{out} is not empty and was not written by the offline plan; choose another --out"
             )

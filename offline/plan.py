@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
-        written = write_artifacts(run, out)
+        written = write_artifacts(run, out, owned=options.out is None)
     except ArtifactFolderError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
