@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rendering.inputs import require_image, require_name
-from rendering.rancheros_host import host_document, system_service
+from rendering.rancheros_host import ConfigFile, configured_service, host_document
 from rendering.yaml_text import finish, merge
 
 CONFIG_DIR = "/opt/consul/config"
@@ -68,34 +68,14 @@ def render_consul_config(spec: ConsulServerSpec) -> str:
 
 def render_consul_server(spec: ConsulServerSpec) -> str:
     what = f"{spec.environment} consul server"
-    image = require_image(spec.image, f"{what}: image")
-    config = f"{_IN_CONTAINER}/{CONFIG_FILE}"
-    start = (
-        f"until [ -s {config} ]; do echo waiting for {config}; sleep 2; done; "
-        f"exec docker-entrypoint.sh agent -config-file={config}"
+    config = ConfigFile(CONFIG_DIR, _IN_CONTAINER, CONFIG_FILE, render_consul_config(spec), mode="0644")
+    service = configured_service(
+        "consul-server",
+        require_image(spec.image, f"{what}: image"),
+        config,
+        "docker-entrypoint.sh agent -config-file={file}",
+        volumes=[f"{DATA_DIR}:/consul/data"],
+        uts="host",
     )
-    extra = {
-        "write_files": [
-            {
-                "path": f"{CONFIG_DIR}/{CONFIG_FILE}",
-                "permissions": "0644",
-                "owner": "root",
-                "content": render_consul_config(spec),
-            }
-        ],
-        "rancher": {
-            "services": {
-                "consul-server": system_service(
-                    image,
-                    entrypoint=["/bin/sh", "-c", start],
-                    labels={"io.rancher.os.after": "console"},
-                    net="host",
-                    uts="host",
-                    restart="always",
-                    volumes=[f"{CONFIG_DIR}:{_IN_CONTAINER}:ro", f"{DATA_DIR}:/consul/data"],
-                )
-            }
-        },
-    }
     base = host_document(require_name(spec.environment, "environment"), "consul", spec.ssh_authorized_keys)
-    return finish(merge(base, extra), what)
+    return finish(merge(base, service), what)

@@ -52,6 +52,7 @@ Text substitution
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
@@ -122,3 +123,41 @@ def host_document(environment: str, group: str, authorized_keys: Sequence[str]) 
         },
     }
     return document
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    host_dir: str  # written by the console, mounted read-only into the service
+    container_dir: str
+    name: str
+    text: str
+    mode: str
+
+
+def configured_service(
+    name: str, image: str, config: ConfigFile, command: str, volumes: Sequence[str] = (), **options: Any
+) -> dict[str, Any]:
+    """A host's long-running service and the config file it reads, as user-data to merge into the host's.
+
+    The console writes the file, and system services may start before it, so the service waits for the
+    file before it execs `command`, in which `{file}` stands for the file's path in the container.
+    """
+    path = f"{config.container_dir}/{config.name}"
+    start = f"until [ -s {path} ]; do echo waiting for {path}; sleep 2; done; exec {command.format(file=path)}"
+    written = {"path": f"{config.host_dir}/{config.name}", "permissions": config.mode, "owner": "root"}
+    return {
+        "write_files": [{**written, "content": config.text}],
+        "rancher": {
+            "services": {
+                name: system_service(
+                    image,
+                    entrypoint=["/bin/sh", "-c", start],
+                    labels={"io.rancher.os.after": "console"},
+                    net="host",
+                    **options,
+                    restart="always",
+                    volumes=[f"{config.host_dir}:{config.container_dir}:ro", *volumes],
+                )
+            }
+        },
+    }

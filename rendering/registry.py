@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rendering.inputs import require_image, require_name, require_text
-from rendering.rancheros_host import host_document, system_service
+from rendering.rancheros_host import ConfigFile, configured_service, host_document
 from rendering.yaml_text import dump_yaml, finish, merge
 
 CONFIG_DIR = "/opt/registry"
@@ -83,30 +83,10 @@ def render_registry_config(spec: RegistrySpec) -> str:
 
 def render_registry_host(spec: RegistrySpec) -> str:
     what = f"{spec.environment} registry"
-    image = require_image(spec.image, f"{what}: image")
-    config = f"{_IN_CONTAINER}/config.yml"
-    start = f"until [ -s {config} ]; do echo waiting for {config}; sleep 2; done; exec registry serve {config}"
-    extra = {
-        "write_files": [
-            {
-                "path": f"{CONFIG_DIR}/config.yml",
-                "permissions": "0600",  # may hold the http secret; the registry runs as root
-                "owner": "root",
-                "content": render_registry_config(spec),
-            }
-        ],
-        "rancher": {
-            "services": {
-                "docker-registry": system_service(
-                    image,
-                    entrypoint=["/bin/sh", "-c", start],
-                    labels={"io.rancher.os.after": "console"},
-                    net="host",
-                    restart="always",
-                    volumes=[f"{CONFIG_DIR}:{_IN_CONTAINER}:ro"],
-                )
-            }
-        },
-    }
+    # 0600: the file may hold the http secret; the registry runs as root.
+    config = ConfigFile(CONFIG_DIR, _IN_CONTAINER, "config.yml", render_registry_config(spec), mode="0600")
+    service = configured_service(
+        "docker-registry", require_image(spec.image, f"{what}: image"), config, "registry serve {file}"
+    )
     base = host_document(require_name(spec.environment, "environment"), "registry", spec.ssh_authorized_keys)
-    return finish(merge(base, extra), what)
+    return finish(merge(base, service), what)
