@@ -18,14 +18,13 @@ import pulumi_aws as aws
 from components.internal_endpoint import InternalEndpoint, InternalEndpointArgs
 from components.rancheros_fleet import FleetSize, RancherOSFleet, RancherOSFleetArgs, RootVolume
 from components.registry_bucket import RegistryBucket, RegistryBucketArgs
-from components.security_rules import allow
+from components.security_rules import SSH_PORT, allow
 from components.user_data import rendered
 from rendering.consul_server import ConsulServerSpec, render_consul_server
 from rendering.registry import RegistrySpec, render_registry_host
 from stack_config.models import Consul, Registry
 
 CONSUL_HTTP_PORT = 8500
-SSH_PORT = 22
 CONSUL_JOIN_TAG = "consul.cluster"
 # Server RPC, LAN and WAN gossip: only Consul servers talk on these.
 CONSUL_SERVER_PORTS = (("tcp", 8300), ("tcp", 8301), ("udp", 8301), ("tcp", 8302), ("udp", 8302))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+SSH_PORT = 22
+
 
 def allow(
     name: str,

@@ -14,14 +14,13 @@ import pulumi_aws as aws
 
 from components.internal_endpoint import InternalEndpoint, InternalEndpointArgs
 from components.rancheros_fleet import FleetSize, RancherOSFleet, RancherOSFleetArgs, RootVolume
-from components.security_rules import allow
+from components.security_rules import SSH_PORT, allow
 from components.user_data import rendered
 from rendering.swarm_node import SwarmNodeSpec, render_swarm_node
 from stack_config.models import NodeGroup
 
 DOCKER_API_PORT = 2375
 SWARM_MANAGER_PORT = 4000
-SSH_PORT = 22
 
 
 @dataclass(frozen=True)

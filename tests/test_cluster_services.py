@@ -10,7 +10,7 @@ import yaml
 
 from offline.harness import RecordedResource, StackRun
 from tests.conftest import STACKS, recorded
-from tests.test_swarm_node_groups import INGRESS, _sg_id, _tags, config
+from tests.test_swarm_node_groups import INGRESS, _sg_id, _sources, _tags, config
 
 BUCKET = "aws:s3/bucket:Bucket"
 
@@ -95,11 +95,7 @@ def test_consul_security_groups(stack: str) -> None:
     http = [r for r in rules if r["fromPort"] == 8500]
     assert [r["referencedSecurityGroupId"] for r in http] == [balancer]
     clients = [r.inputs for r in run.of_type(INGRESS) if r.inputs["securityGroupId"] == balancer]
-    assert {c.get("cidrIpv4") or c.get("referencedSecurityGroupId") for c in clients} == {
-        *cfg.access.adminCidrs,
-        *cfg.access.adminSecurityGroupIds,
-        nodes,
-    }
+    assert _sources(clients) == {*cfg.access.adminCidrs, *cfg.access.adminSecurityGroupIds, nodes}
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -116,11 +112,7 @@ def test_registry_hosts(stack: str) -> None:
     into_hosts = [r.inputs for r in run.of_type(INGRESS) if r.inputs["securityGroupId"] == registry]
     assert [(r["fromPort"], r["referencedSecurityGroupId"]) for r in into_hosts] == [(cfg.registry.port, balancer)]
     clients = [r.inputs for r in run.of_type(INGRESS) if r.inputs["securityGroupId"] == balancer]
-    assert {c.get("cidrIpv4") or c.get("referencedSecurityGroupId") for c in clients} == {
-        *cfg.access.adminCidrs,
-        *cfg.access.adminSecurityGroupIds,
-        nodes,
-    }
+    assert _sources(clients) == {*cfg.access.adminCidrs, *cfg.access.adminSecurityGroupIds, nodes}
 
 
 @pytest.mark.parametrize("stack", STACKS)

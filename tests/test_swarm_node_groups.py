@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from functools import cache
+from typing import Any
 
 import pytest
 
@@ -40,6 +41,11 @@ def _group(stack: str, name: str) -> NodeGroup:
 def _tags(asg: RecordedResource) -> dict[str, str]:
     assert all(t["propagateAtLaunch"] is True for t in asg.inputs["tags"])
     return {t["key"]: t["value"] for t in asg.inputs["tags"]}
+
+
+def _sources(rules: list[dict[str, Any]]) -> set[str]:
+    """Where the given ingress rules admit traffic from: CIDRs and security group ids."""
+    return {r.get("cidrIpv4") or r["referencedSecurityGroupId"] for r in rules}
 
 
 def _sg_id(run: StackRun, aws_name: str) -> str:
@@ -182,7 +188,7 @@ def test_swarm_manager_port_only_from_admins_and_its_balancer(stack: str) -> Non
     run, cfg = recorded(stack), config(stack)
     balancer_sg = _sg_id(run, f"{stack}-swarm-lb")
     rules = [r.inputs for r in run.of_type(INGRESS) if r.inputs.get("fromPort") == 4000]
-    sources = {r.get("cidrIpv4") or r.get("referencedSecurityGroupId") for r in rules}
+    sources = _sources(rules)
     managers = _sg_id(run, f"{stack}-managers")  # replicas forward to the primary
     assert sources == {*cfg.access.adminCidrs, *cfg.access.adminSecurityGroupIds, balancer_sg, managers}
 
