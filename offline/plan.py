@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pulumi
 
@@ -93,8 +94,19 @@ def _short_type(type_: str) -> str:
 def _print_exports(run: StackRun) -> None:
     print("\nOutputs:")
     for key, value in sorted(run.exports.items()):
-        text = json.dumps(value, indent=4, sort_keys=True).replace("\n", "\n    ")
+        text = json.dumps(_whole_numbers(value), indent=4, sort_keys=True).replace("\n", "\n    ")
         print(f"    {key}: {text}")
+
+
+def _whole_numbers(value: Any) -> Any:
+    """The mocks carry every number as a float; a version shown as 1.0 would read as a different value."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    return value
 
 
 def _document(run: StackRun) -> dict[str, object]:
