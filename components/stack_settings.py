@@ -14,7 +14,8 @@ from stack_config.models import StackConfig
 def load() -> StackConfig:
     """The validated config, or a RunError that lists every problem (Pulumi prints it without a traceback)."""
     try:
-        return load_stack_config(pulumi.get_stack(), _raw_config())
+        raw = _raw_config()
+        return load_stack_config(pulumi.get_stack(), raw, [k for k in raw if runtime_config.is_config_secret(k)])
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from None
 

@@ -11,7 +11,7 @@ import asyncio
 import os
 import runpy
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,15 +155,17 @@ def run_stack(
     *,
     preview: bool = False,
     config: Mapping[str, str] | None = None,
+    secret_keys: Collection[str] = (),
     project_dir: Path = PROJECT_ROOT,
     record: StackRun | None = None,
 ) -> StackRun:
-    """Run the program for `stack`; `config` replaces the stack file's config map (for tests of bad input).
+    """Run the program for `stack`; `config` replaces the stack file's config map (for tests of bad input),
+    with `secret_keys` the keys of it the engine would mark secret.
 
     Raises whatever the program raises: `pulumi.RunError` for a bad config, as under `pulumi up`; what was
     registered until then is in `record`, when the caller passes one.
     """
-    values, secret_keys = stack_config_map(stack, project_dir) if config is None else (dict(config), [])
+    values, secrets = stack_config_map(stack, project_dir) if config is None else (dict(config), list(secret_keys))
     region = values.get("aws:region", "us-east-1")
     run = StackRun(stack=stack) if record is None else record
     monitor = _RecordingMonitor(run, _FakeCloud(region))
@@ -171,7 +173,7 @@ def run_stack(
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        set_all_config(values, secret_keys)
+        set_all_config(values, secrets)
         settings.configure(_mock_settings(monitor, project_name(project_dir), stack, preview))
         program = str(project_dir / "__main__.py")
 

@@ -18,7 +18,7 @@ import pulumi
 
 from offline.artifacts import ArtifactFolderError, write_artifacts
 from offline.harness import RecordedResource, StackRun, run_stack
-from offline.stack_files import PROJECT_ROOT, StackFileError, project_name
+from offline.stack_files import PROJECT_ROOT, StackFileError, esc_imports, project_name
 from offline.summary import summarize
 
 OFFLINE_NOTICE = (
@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     out = options.out or PROJECT_ROOT / "build" / "plan" / options.stack
     started = time.perf_counter()
     try:
+        if esc := esc_imports(options.stack):
+            print(f"note: {esc.notice()}", file=sys.stderr)
         run = run_stack(options.stack)
     except (pulumi.RunError, StackFileError) as error:
         print(f"error: {error}", file=sys.stderr)

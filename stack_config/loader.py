@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -21,12 +21,14 @@ class ConfigError(Exception):
     """Every problem of one stack file, one per line, ready to show to the user as is."""
 
 
-def load_stack_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
+def load_stack_config(stack: str, raw: Mapping[str, Any], secret_keys: Collection[str] = ()) -> StackConfig:
     """Validate the flat `{"namespace:key": value}` map Pulumi hands to a program.
 
-    Values are what the engine passes: objects and lists as JSON text, scalars as strings.
+    Values are what the engine passes: objects and lists as JSON text, scalars as strings. `secret_keys`:
+    the keys the engine marks secret (`secure:` in the stack file, `fn::secret` in a Pulumi ESC environment).
     """
     data, found = _unflatten(raw)
+    found += _plain_text_secrets(raw, secret_keys)
     unreadable = {path.partition(":")[2] for path, _ in found}
     sections: dict[str, Any] = {}
     for key, field in StackConfig.model_fields.items():
@@ -46,6 +48,21 @@ def load_stack_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
         lines = [f"Pulumi.{stack}.yaml: {path}: {reason}" for path, reason in found]
         raise ConfigError(f"invalid stack configuration ({len(lines)} problem(s)):\n" + "\n".join(lines))
     return StackConfig.model_validate(data)
+
+
+def _plain_text_secrets(raw: Mapping[str, Any], secret_keys: Collection[str]) -> list[Problem]:
+    """A literal secret would sit unencrypted in the stack file, the state and every plan artifact."""
+    return [
+        (
+            full_key,
+            (
+                f"given as plain text; a secret must be encrypted: `pulumi config set --secret {full_key} <value>` "
+                "(a `secure:` value) or an `fn::secret` value of a Pulumi ESC environment the stack imports"
+            ),
+        )
+        for full_key in sorted(f"{NAMESPACE}:{key}" for key in SECRET_KEYS)
+        if full_key in raw and full_key not in secret_keys
+    ]
 
 
 def _validate(key: str, value: Any) -> Any:

@@ -38,7 +38,7 @@ def test_every_resource_lives_in_a_component_and_derives_its_name(stack: str) ->
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_only_cloud_lookup_is_the_ami(stack: str) -> None:
-    ami = load_stack_config(stack, stack_config_map(stack)[0]).rancheros.amiId
+    ami = load_stack_config(stack, *stack_config_map(stack)).rancheros.amiId
     [(token, args)] = recorded(stack).invokes
     assert token == "aws:ec2/getAmi:getAmi"
     assert args["filters"] == [{"name": "image-id", "values": [ami]}]

@@ -29,7 +29,7 @@ def _raw(stack: str) -> Raw:
 
 def _load(stack: str, raw: Raw) -> StackConfig:
     flat = {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
-    return load_stack_config(stack, flat)
+    return load_stack_config(stack, flat, stack_config_map(stack)[1])
 
 
 def _problems(stack: str, mutate: Callable[[Raw], None]) -> list[str]:

@@ -27,7 +27,7 @@ SENSITIVE_PORTS = {22, 2375, 2376, 4000, 4789, 5000, 7946, 8300, 8301, 8302, 850
 
 @cache
 def config(stack: str) -> StackConfig:
-    return load_stack_config(stack, stack_config_map(stack)[0])
+    return load_stack_config(stack, *stack_config_map(stack))
 
 
 def cases() -> list[tuple[str, str]]:
