@@ -13,11 +13,12 @@ import pulumi
 import pulumi_aws as aws
 
 from components.security_rules import allow
+from stack_config.aws_names import fit_name
 
 
 @dataclass(frozen=True)
 class InternalEndpointArgs:
-    balancer_name: str  # AWS name of the load balancer; the target group adds "-<port>" (32 characters at most)
+    balancer_name: str  # AWS name of the load balancer (fitted to 32 characters); the target group adds "-<port>"
     vpc_id: str
     subnet_ids: Sequence[str]
     port: int
@@ -52,7 +53,7 @@ class InternalEndpoint(pulumi.ComponentResource):
         balancer = aws.lb.LoadBalancer(
             f"{name}-nlb",
             aws.lb.LoadBalancerArgs(
-                name=args.balancer_name,
+                name=fit_name(args.balancer_name, "aws:lb/loadBalancer:LoadBalancer"),
                 internal=True,
                 load_balancer_type="network",
                 subnets=list(args.subnet_ids),
@@ -66,7 +67,7 @@ class InternalEndpoint(pulumi.ComponentResource):
             f"{name}-tg",
             aws.lb.TargetGroupArgs(
                 # A new port replaces the target group: a new name lets the replacement exist beside the old.
-                name=f"{args.balancer_name}-{args.port}",
+                name=fit_name(f"{args.balancer_name}-{args.port}", "aws:lb/targetGroup:TargetGroup"),
                 port=args.port,
                 protocol="TCP",
                 target_type="instance",

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from stack_config.instance_types import instance_type_problem
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -69,6 +71,13 @@ def _environment(value: str) -> str:
     return value
 
 
+def _instance_type(value: str) -> str:
+    problem = instance_type_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
 def _docker_label_key(value: str) -> str:
     if value in ("docker.environment", "docker.role"):
         raise ValueError(f"{value!r} is set from cluster.environment and the group's role; remove it")
@@ -87,7 +96,9 @@ SecurityGroupId = Annotated[
 ]
 ZoneId = Annotated[str, _matching(r"Z[A-Z0-9]{1,31}", "a Route53 hosted zone id such as Z0123456789ABCDEFGHIJ")]
 InstanceType = Annotated[
-    str, _matching(r"[a-z][a-z0-9-]*\.[a-z0-9]+", "an EC2 instance type such as t3.medium or m6i.large")
+    str,
+    _matching(r"[a-z][a-z0-9-]*\.[a-z0-9]+", "an EC2 instance type such as t3.medium or m6i.large"),
+    AfterValidator(_instance_type),
 ]
 AvailabilityZone = Annotated[
     str, _matching(r"[a-z]{2}(-[a-z]+)+-\d[a-z]", "an availability zone name such as eu-west-1a")
