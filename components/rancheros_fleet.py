@@ -28,6 +28,9 @@ GROUP_METRICS = [
     aws.autoscaling.Metric.GROUP_TOTAL_INSTANCES,
 ]
 SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+# Autoscaling groups propagate no tags to EBS volumes, so only the launch template can tag them. Only tags that
+# never change without the group's identity changing go there: a tag edit must not version the template.
+VOLUME_TAG_KEYS = ("Name", "docker.environment", "cluster.component")
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ class RancherOSFleetArgs:
     security_group_ids: Sequence[pulumi.Input[str]]
     subnet_ids: Sequence[str]
     size: FleetSize
-    instance_tags: Mapping[str, str]  # propagated to every instance and volume; Name included
+    instance_tags: Mapping[str, str]  # propagated to every instance by the group; Name included
     tags: Mapping[str, str]  # on the AWS resources themselves
     policy_statements: Sequence[Mapping[str, Any]] = ()
     ssm_session_manager: bool = False
@@ -62,6 +65,8 @@ class RancherOSFleetArgs:
     min_healthy_percentage: int = 90
     protect_from_scale_in: bool = False
     target_group_arns: Sequence[pulumi.Input[str]] = field(default_factory=list)
+    # Scaling policies own the desired capacity: an update must never reset it to the configured start size.
+    autoscaled: bool = False
 
 
 class RancherOSFleet(pulumi.ComponentResource):
@@ -161,9 +166,12 @@ class RancherOSFleet(pulumi.ComponentResource):
                     )
                 ],
                 monitoring=aws.ec2.LaunchTemplateMonitoringArgs(enabled=True),
+                # Instances get their tags from the group (changed in place, no new version, no refresh).
                 tag_specifications=[
-                    aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=dict(args.instance_tags))
-                    for kind in ("instance", "volume")
+                    aws.ec2.LaunchTemplateTagSpecificationArgs(
+                        resource_type="volume",
+                        tags={key: args.instance_tags[key] for key in VOLUME_TAG_KEYS if key in args.instance_tags},
+                    )
                 ],
                 update_default_version=True,
                 tags=dict(args.tags),
@@ -207,7 +215,9 @@ class RancherOSFleet(pulumi.ComponentResource):
                 ],
                 wait_for_capacity_timeout="15m",
             ),
-            child,
+            pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(ignore_changes=["desiredCapacity"] if args.autoscaled else None)
+            ),
         )
 
 

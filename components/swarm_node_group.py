@@ -92,6 +92,7 @@ class SwarmNodeGroup(pulumi.ComponentResource):
                 min_healthy_percentage=group.minHealthyPercentage,
                 protect_from_scale_in=group.scale_in_protected,
                 target_group_arns=[endpoint.target_group_arn] if endpoint else [],
+                autoscaled=group.autoscaled,
             ),
             child,
         )

@@ -38,6 +38,10 @@ def _group(stack: str, name: str) -> NodeGroup:
     return next(g for g in config(stack).nodeGroups if g.name == name)
 
 
+def _component(group: NodeGroup) -> str:
+    return "swarm-manager" if group.swarmManager else "swarm-node"
+
+
 def _tags(asg: RecordedResource) -> dict[str, str]:
     assert all(t["propagateAtLaunch"] is True for t in asg.inputs["tags"])
     return {t["key"]: t["value"] for t in asg.inputs["tags"]}
@@ -82,7 +86,11 @@ def test_launch_template(stack: str, name: str) -> None:
     assert device["ebs"].get("kmsKeyId") == cfg.rancheros.kmsKeyArn
     assert template["monitoring"] == {"enabled": True}
     assert template["updateDefaultVersion"] is True
-    assert {spec["resourceType"] for spec in template["tagSpecifications"]} == {"instance", "volume"}
+    [volumes] = template["tagSpecifications"]  # instances are tagged by the group
+    assert volumes == {
+        "resourceType": "volume",
+        "tags": {"Name": f"{stack}-{name}", "docker.environment": stack, "cluster.component": _component(group)},
+    }
     assert template["iamInstanceProfile"]["arn"].endswith(f":instance-profile/{stack}-{name}")
     user_data = base64.b64decode(template["userData"]).decode()
     assert user_data.startswith("#cloud-config\n")
@@ -122,7 +130,7 @@ def test_every_tag_is_propagated(stack: str, name: str) -> None:
     assert tags["Name"] == f"{stack}-{name}"
     assert tags["docker.environment"] == stack
     assert tags["docker.role"] == group.role
-    assert tags["cluster.component"] == ("swarm-manager" if group.swarmManager else "swarm-node")
+    assert tags["cluster.component"] == _component(group)
     for key, value in group.labels.items():
         assert tags[key] == value
     for variable in cfg.tagVariables:
