@@ -1,10 +1,6 @@
 #!/usr/bin/env python3
 """Developer entry point: sets up `.venv` when it is missing or stale, then runs the command in it.
 
-    python3 dev.py plan [STACK] [--json] [--out DIR]   offline plan (default stack: staging)
-    python3 dev.py test [PYTEST ARGS...]               lint, type check and the whole test suite
-    python3 dev.py golden                              regenerate tests/golden from both stacks
-
 Needs only Python 3.11+ on the PATH; everything else is installed from the pinned requirements files.
 """
 
@@ -15,6 +11,8 @@ import os
 import subprocess
 import sys
 import venv
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -22,17 +20,38 @@ VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".requirements.sha256"
 REQUIREMENTS = ("requirements.txt", "requirements-dev.txt", "constraints.txt")
+HELP = ("-h", "--help", "help")
+PLAN_HELP = "`python3 dev.py plan --help` lists every option of the plan."
+
+
+@dataclass(frozen=True)
+class Command:
+    run: Callable[[list[str]], int]
+    arguments: str
+    summary: str
 
 
 def main(argv: list[str]) -> int:
     if sys.version_info < (3, 11):  # noqa: UP036 (dev.py runs on whatever python3 the user has)
         print(f"dev.py needs Python 3.11 or newer; this is {sys.version.split()[0]}", file=sys.stderr)
         return 2
+    if argv and argv[0] in HELP:
+        print(usage())
+        return 0
     if not argv or argv[0] not in COMMANDS:
-        print(__doc__, file=sys.stderr)
+        print(usage(), file=sys.stderr)
         return 2
     _ensure_venv()
-    return COMMANDS[argv[0]](argv[1:])
+    return COMMANDS[argv[0]].run(argv[1:])
+
+
+def usage() -> str:
+    width = max(len(f"{name} {command.arguments}") for name, command in COMMANDS.items())
+    lines = [
+        f"  python3 dev.py {f'{name} {command.arguments}':<{width}}  {command.summary}"
+        for name, command in COMMANDS.items()
+    ]
+    return "\n".join(["usage: python3 dev.py COMMAND [ARGS...]", "", *lines, "", __doc__.strip(), PLAN_HELP])
 
 
 def _ensure_venv() -> None:
@@ -53,8 +72,6 @@ def _in_venv(*args: str) -> int:
 
 
 def plan(args: list[str]) -> int:
-    if not args or args[0].startswith("-"):
-        args = ["staging", *args]
     return _in_venv("-m", "offline.plan", *args)
 
 
@@ -83,7 +100,14 @@ def golden(args: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"plan": plan, "test": test, "golden": golden}
+# One row per command; the usage text is built from this table.
+COMMANDS = {
+    "plan": Command(
+        plan, "[STACK | --stack STACK] [--json] [--out DIR]", "offline plan of one stack (default: staging)"
+    ),
+    "test": Command(test, "[PYTEST ARGS...]", "lint, type check and the whole test suite"),
+    "golden": Command(golden, "", "regenerate tests/golden from both stacks"),
+}
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -36,13 +36,16 @@ def write_artifacts(run: StackRun, out: Path, *, owned: bool = False) -> list[Pa
     return written
 
 
+def check_folder(out: Path, *, owned: bool) -> None:
+    """Refuse a folder with files the plan did not write: `_claim` would delete them."""
+    if out.exists() and any(out.iterdir()) and not owned and not (out / MARKER).exists():
+        raise ArtifactFolderError(f"{out} is not empty and was not written by the offline plan; choose another --out")
+
+
 def _claim(out: Path, owned: bool) -> None:
     """Empty `out` if an earlier plan wrote it, so files of removed groups do not linger."""
-    if out.exists() and any(out.iterdir()):
-        if not owned and not (out / MARKER).exists():
-            raise ArtifactFolderError(
-                f"{out} is not empty and was not written by the offline plan; choose another --out"
-            )
+    check_folder(out, owned=owned)
+    if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text("written by `python3 dev.py plan`; emptied on every run\n", encoding="utf-8")

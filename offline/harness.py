@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from google.protobuf import json_format, message
 from pulumi.runtime import mocks, rpc, settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_in_stack
@@ -39,11 +40,24 @@ class RecordedResource:
     secret_inputs: tuple[str, ...]  # top-level inputs Pulumi would encrypt in state
     id: str  # what the offline cloud answered: the id and every output the program can read
     outputs: dict[str, Any]
-    protect: bool
-    retain_on_delete: bool
-    depends_on: tuple[str, ...]
-    ignore_changes: tuple[str, ...]
-    delete_before_replace: bool
+    depends_on: tuple[str, ...]  # every URN it waits for: explicit depends_on and the resources of its inputs
+    options: dict[str, Any]  # every resource option the program set, JSON-ready (see `resource_options`)
+
+    @property
+    def protect(self) -> bool:
+        return bool(self.options.get("protect"))
+
+    @property
+    def retain_on_delete(self) -> bool:
+        return bool(self.options.get("retainOnDelete"))
+
+    @property
+    def ignore_changes(self) -> tuple[str, ...]:
+        return tuple(self.options.get("ignoreChanges", ()))
+
+    @property
+    def delete_before_replace(self) -> bool:
+        return bool(self.options.get("deleteBeforeReplace"))
 
 
 @dataclass
@@ -113,11 +127,8 @@ class _RecordingMonitor(mocks.MockMonitor):
             secret_inputs=tuple(sorted(key for key, value in inputs.items() if _is_secret(value))),
             id=registered.id,
             outputs=registered.state,
-            protect=bool(request.protect),
-            retain_on_delete=bool(request.retainOnDelete),
             depends_on=tuple(sorted(request.dependencies)),
-            ignore_changes=tuple(request.ignoreChanges),
-            delete_before_replace=bool(request.deleteBeforeReplace),
+            options=resource_options(request),
         )
         with self.lock:
             self.run.resources.append(record)
@@ -134,6 +145,67 @@ class _RecordingMonitor(mocks.MockMonitor):
         response = super().Invoke(request)
         self._remember_thread_loop()
         return response
+
+
+# Request fields that carry a resource option, by the name Pulumi's docs and state give the option.
+_OPTION_FIELDS = {
+    "additionalSecretOutputs": "additionalSecretOutputs",
+    "aliases": "aliases",
+    "aliasURNs": "aliases",
+    "customTimeouts": "customTimeouts",
+    "deletedWith": "deletedWith",
+    "hideDiffs": "hideDiffs",
+    "hooks": "hooks",
+    "ignoreChanges": "ignoreChanges",
+    "importId": "import",
+    "pluginDownloadURL": "pluginDownloadURL",
+    "protect": "protect",
+    "provider": "provider",
+    "providers": "providers",
+    "replaceOnChanges": "replaceOnChanges",
+    "replace_with": "replaceWith",
+    "replacement_trigger": "replacementTrigger",
+    "retainOnDelete": "retainOnDelete",
+    "transforms": "transforms",
+    "version": "version",
+}
+
+
+def resource_options(request: Any) -> dict[str, Any]:
+    """The options the program set on one RegisterResource request, leaving out what it did not set.
+
+    `dependsOn` is what the resource waits for beyond the resources its inputs carry (the SDK sends the union).
+    """
+    options: dict[str, Any] = {}
+    for field_name, option in _OPTION_FIELDS.items():
+        value = _field_value(request, field_name)
+        if value not in (None, "", [], {}):
+            options[option] = value
+    if request.deleteBeforeReplaceDefined:
+        options["deleteBeforeReplace"] = request.deleteBeforeReplace
+    through_inputs = {urn for deps in request.propertyDependencies.values() for urn in deps.urns}
+    explicit = sorted(set(request.dependencies) - through_inputs)
+    if explicit:
+        options["dependsOn"] = explicit
+    return dict(sorted(options.items()))
+
+
+def _field_value(request: Any, name: str) -> Any:
+    descriptor = request.DESCRIPTOR.fields_by_name[name]
+    if descriptor.has_presence and not request.HasField(name):
+        return None
+    value = getattr(request, name)
+    if isinstance(value, message.Message):
+        return json_format.MessageToDict(value)
+    if descriptor.message_type is not None and descriptor.message_type.GetOptions().map_entry:
+        return {key: _message_or_value(item) for key, item in value.items()}
+    if descriptor.label == descriptor.LABEL_REPEATED:
+        return [_message_or_value(item) for item in value]
+    return value
+
+
+def _message_or_value(value: Any) -> Any:
+    return json_format.MessageToDict(value) if isinstance(value, message.Message) else value
 
 
 def _is_secret(value: Any) -> bool:

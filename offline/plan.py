@@ -1,6 +1,6 @@
 """Offline plan: run the real program for one stack against Pulumi's mocks and show what it declares.
 
-    python -m offline.plan staging [--json] [--out DIR]
+    python3 dev.py plan [STACK | --stack STACK | -s STACK] [--json] [--out DIR]
 
 Exit status: 0 planned, 2 the stack configuration is invalid, 1 the program failed.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import pulumi
 
-from offline.artifacts import ArtifactFolderError, write_artifacts
+from offline.artifacts import ArtifactFolderError, check_folder, write_artifacts
 from offline.harness import RecordedResource, StackRun, run_stack
 from offline.stack_files import PROJECT_ROOT, StackFileError, esc_imports, project_name
 from offline.summary import summarize
@@ -28,38 +28,65 @@ OFFLINE_NOTICE = (
 )
 
 
-def main(argv: list[str] | None = None) -> int:
-    options = _parser().parse_args(argv)
-    out = options.out or PROJECT_ROOT / "build" / "plan" / options.stack
+def main(argv: list[str] | None = None, project_dir: Path = PROJECT_ROOT) -> int:
+    options = parse_options(argv)
+    out = options.out or project_dir / "build" / "plan" / options.stack
+    owned = options.out is None
     started = time.perf_counter()
     try:
-        if esc := esc_imports(options.stack):
+        check_folder(out, owned=owned)  # before the run: a wrong --out fails at once
+        if esc := esc_imports(options.stack, project_dir):
             print(f"note: {esc.notice()}", file=sys.stderr)
-        run = run_stack(options.stack)
-    except (pulumi.RunError, StackFileError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    try:
-        written = write_artifacts(run, out, owned=options.out is None)
-    except ArtifactFolderError as error:
+        run = run_stack(options.stack, project_dir=project_dir)
+        written = write_artifacts(run, out, owned=owned)
+    except (pulumi.RunError, StackFileError, ArtifactFolderError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if options.json:
-        print(json.dumps(_document(run), indent=2, sort_keys=True, default=str))
+        print(document(run))
     else:
-        print(OFFLINE_NOTICE.format(stack=options.stack) + "\n")
-        _print_tree(run)
-        _print_exports(run)
-        print(f"\nRendered artifacts ({len(written)} files) in {_shown(out)}")
+        report(run, written, out)
         print(f"Planned in {time.perf_counter() - started:.2f}s")
     return 0
 
 
+def report(run: StackRun, written: list[Path], out: Path) -> None:
+    """What `dev.py plan` prints for people: the notice, the resource tree, the outputs, where artifacts went."""
+    print(OFFLINE_NOTICE.format(stack=run.stack) + "\n")
+    _print_tree(run)
+    _print_exports(run)
+    print(f"\nRendered artifacts ({len(written)} files) in {_shown(out)}")
+
+
+def document(run: StackRun) -> str:
+    """What `dev.py plan --json` prints."""
+    return json.dumps(_document(run), indent=2, sort_keys=True, default=str)
+
+
+DEFAULT_STACK = "staging"
+
+
+def parse_options(argv: list[str] | None) -> argparse.Namespace:
+    parser = _parser()
+    options = parser.parse_args(argv)
+    if options.stack and options.stack_option and options.stack != options.stack_option:
+        parser.error(f"two stacks given: {options.stack} and --stack {options.stack_option}")
+    options.stack = options.stack or options.stack_option or DEFAULT_STACK
+    return options
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m offline.plan", description=__doc__.splitlines()[0])
-    parser.add_argument("stack", help="stack name: the X of Pulumi.X.yaml")
-    parser.add_argument("--json", action="store_true", help="print every resource with all its inputs as JSON")
-    parser.add_argument("--out", type=Path, help="folder for rendered artifacts (default build/plan/<stack>)")
+    # `dev.py plan` is how users run this module (its first line names it); argparse would say `plan.py`.
+    parser = argparse.ArgumentParser(prog="python3 dev.py plan", description=__doc__.splitlines()[0])
+    stack_help = f"stack name: the X of Pulumi.X.yaml (default: {DEFAULT_STACK})"
+    parser.add_argument("stack", nargs="?", metavar="STACK", help=stack_help)
+    parser.add_argument("-s", "--stack", dest="stack_option", metavar="STACK", help="the same, as Pulumi spells it")
+    parser.add_argument(
+        "--json", action="store_true", help="print every resource with its parent, options and inputs as JSON"
+    )
+    parser.add_argument(
+        "--out", type=Path, metavar="DIR", help="folder for rendered artifacts (default build/plan/<stack>)"
+    )
     return parser
 
 
@@ -121,14 +148,20 @@ def _document(run: StackRun) -> dict[str, object]:
                 "type": r.type,
                 "name": r.name,
                 "parent": names.get(r.parent or ""),
-                "protect": r.protect,
-                "retainOnDelete": r.retain_on_delete,
+                "options": _named_dependencies(r.options, names),
                 "inputs": r.inputs,
             }
             for r in run.resources
         ],
         "outputs": run.exports,
     }
+
+
+def _named_dependencies(options: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """URNs repeat project and stack and are hard to read; `type::name` is unique in a run, as the parent is."""
+    if "dependsOn" not in options:
+        return options
+    return {**options, "dependsOn": [names.get(urn, urn) for urn in options["dependsOn"]]}
 
 
 def _shown(path: Path) -> str:

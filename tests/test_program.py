@@ -1,25 +1,19 @@
-"""The program as a whole: component conventions, bad config handling and the offline plan command."""
+"""The program as a whole: component conventions, bad config handling, what AWS accepts."""
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pulumi
 import pytest
 
 from offline.harness import StackRun, run_stack
-from offline.stack_files import PROJECT_ROOT, stack_config_map
+from offline.stack_files import stack_config_map
 from stack_config.loader import load_stack_config
 from tests.conftest import STACKS, recorded
 
 COMPONENT_TYPE = re.compile(r"^swarmcluster:[a-z]+:[A-Z][A-Za-z]+$")
-PROGRAM_FILES = ("Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.production.yaml", "__main__.py")
-PROGRAM_DIRS = ("components", "stack_config", "rendering", "offline")
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -57,79 +51,6 @@ def test_bad_config_fails_before_any_resource() -> None:
     message = str(caught.value)
     assert "Pulumi.staging.yaml: swarm-cluster:nodeGroups[1].maxSize: " in message
     assert "Pulumi.staging.yaml: swarm-cluster:consul.serverCount: 2 is even" in message
-
-
-def test_run_is_deterministic() -> None:
-    first, second = run_stack("production"), recorded("production")
-    assert _comparable(first) == _comparable(second)
-
-
-def _comparable(run: StackRun) -> list[tuple[str, str, str | None, str]]:
-    return [(r.type, r.name, r.parent, json.dumps(r.inputs, sort_keys=True)) for r in run.resources]
-
-
-def _project_copy(tmp_path: Path) -> Path:
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    for name in PROGRAM_FILES:
-        shutil.copy(PROJECT_ROOT / name, tmp_path / name)
-    for name in PROGRAM_DIRS:
-        shutil.copytree(PROJECT_ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-    return tmp_path
-
-
-def _plan(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "offline.plan", *args], cwd=project, capture_output=True, text=True, timeout=120
-    )
-
-
-def test_plan_prints_the_tree_and_writes_user_data(tmp_path: Path) -> None:
-    project = _project_copy(tmp_path)
-    result = _plan(project, "staging")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("OFFLINE PLAN")
-    assert "swarmcluster:nodes:SwarmNodeGroup" in result.stdout and "staging-web-asg" in result.stdout
-    assert "swarmManagerEndpoint" in result.stdout
-    written = sorted(p.parent.name for p in (project / "build/plan/staging").glob("*/user-data.yaml"))
-    assert written == sorted(
-        ["staging-cluster-consul", "staging-cluster-registry"]
-        + [f"staging-{g}" for g in ("managers", "frontend", "web", "services", "queue", "db")]
-    )
-
-
-def test_plan_json_is_complete_and_deterministic(tmp_path: Path) -> None:
-    project = _project_copy(tmp_path)
-    first, second = _plan(project, "production", "--json"), _plan(project, "production", "--json")
-    assert first.returncode == 0, first.stderr
-    assert first.stdout == second.stdout
-    document = json.loads(first.stdout)
-    assert document["offline"] is True and len(document["resources"]) == len(recorded("production").resources)
-    template = next(r for r in document["resources"] if r["name"] == "production-web-lt")
-    assert template["parent"] == "swarmcluster:hosts:RancherOSFleet::production-web"
-    assert template["inputs"]["metadataOptions"]["httpTokens"] == "optional"
-
-
-def test_plan_of_a_broken_stack_file_exits_2_without_traceback(tmp_path: Path) -> None:
-    project = _project_copy(tmp_path)
-    stack_file = project / "Pulumi.staging.yaml"
-    stack_file.write_text(
-        stack_file.read_text().replace("serverCount: 1", "serverCount: 4").replace("amiId: ami-", "amiId: img-")
-    )
-    result = _plan(project, "staging")
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr + result.stdout
-    assert "Pulumi.staging.yaml: swarm-cluster:consul.serverCount: 4 is even" in result.stderr
-    assert (
-        "Pulumi.staging.yaml: swarm-cluster:rancheros.amiId: 'img-0c3f2b8a7d9e41f56' is not valid; expected an AMI id"
-        in result.stderr
-    )
-    assert not (project / "build").exists(), "nothing is written for a config that does not validate"
-
-
-def test_plan_of_an_unknown_stack_exits_2(tmp_path: Path) -> None:
-    result = _plan(_project_copy(tmp_path), "qa")
-    assert result.returncode == 2
-    assert "Pulumi.qa.yaml: no such stack file; the stacks are: production, staging" in result.stderr
 
 
 # What AWS accepts in security group and rule descriptions (CreateSecurityGroup, AuthorizeSecurityGroupIngress).
@@ -198,16 +119,3 @@ def test_user_data_too_large_is_a_config_error_naming_the_group() -> None:
     message = str(caught.value)
     assert message.startswith("cannot render the user-data of node group ")
     assert "EC2 accepts at most 16384 bytes" in message
-
-
-def test_plan_never_empties_a_folder_it_did_not_write(tmp_path: Path) -> None:
-    project = _project_copy(tmp_path / "project")
-    precious = tmp_path / "precious"
-    precious.mkdir()
-    (precious / "keep.txt").write_text("mine")
-    result = _plan(project, "staging", "--out", str(precious))
-    assert result.returncode == 2
-    assert "was not written by the offline plan" in result.stderr
-    assert (precious / "keep.txt").read_text() == "mine"
-    assert _plan(project, "staging", "--out", str(tmp_path / "fresh")).returncode == 0
-    assert _plan(project, "staging", "--out", str(tmp_path / "fresh")).returncode == 0, "a rerun reuses its folder"

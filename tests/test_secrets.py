@@ -11,7 +11,8 @@ import yaml
 
 from offline.harness import StackRun, run_stack
 from offline.stack_files import SECRET_PLACEHOLDER, StackFileError, esc_imports, stack_config_map
-from tests.test_program import _plan, _project_copy
+from tests.plan_runs import plan_in_process as _plan
+from tests.plan_runs import project_copy as _project_copy
 
 SECRET_KEY = "swarm-cluster:registryHttpSecret"
 LITERAL = "0123456789abcdef-plain-text"

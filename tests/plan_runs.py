@@ -1,0 +1,36 @@
+"""The offline plan as tests run it: in this process, against a copy of the project whose stack files a test edits.
+
+In-process saves the interpreter start and the imports of a new process (about half of a plan); a test whose point
+is the process itself (exit status, nothing on stderr) starts one with `sys.executable -m offline.plan`.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+from offline import plan
+from offline.stack_files import PROJECT_ROOT
+
+PROGRAM_FILES = ("Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.production.yaml", "__main__.py")
+PROGRAM_DIRS = ("components", "stack_config", "rendering", "offline")
+
+
+def project_copy(tmp_path: Path) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    for name in PROGRAM_FILES:
+        shutil.copy(PROJECT_ROOT / name, tmp_path / name)
+    for name in PROGRAM_DIRS:
+        shutil.copytree(PROJECT_ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+def plan_in_process(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`dev.py plan ARGS` of `project`, with what it printed; the modules are this process's own."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        status = plan.main(list(args), project_dir=project)
+    return subprocess.CompletedProcess(["dev.py", "plan", *args], status, out.getvalue(), err.getvalue())
