@@ -38,6 +38,7 @@ services = ClusterServices(
 
 cluster = SwarmClusterContext(
     environment=environment,
+    region=config.region,
     vpc_id=config.network.vpcId,
     subnet_ids=subnet_ids,
     node_security_group_id=services.node_security_group_id,

@@ -15,6 +15,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.node_drain import DRAIN_WINDOW_TAG
+
 # A RancherOS node boots, pulls its images and joins the cluster in well under five minutes.
 WARMUP_SECONDS = 300
 GROUP_METRICS = [
@@ -67,6 +69,9 @@ class RancherOSFleetArgs:
     target_group_arns: Sequence[pulumi.Input[str]] = field(default_factory=list)
     # Scaling policies own the desired capacity: an update must never reset it to the configured start size.
     autoscaled: bool = False
+    # Set for groups whose nodes drain on termination (components.node_drain): replacements launch first
+    # so drained containers have somewhere to go, and the window is tagged for the deploy's refresh wait.
+    drain_window_seconds: int | None = None
 
 
 class RancherOSFleet(pulumi.ComponentResource):
@@ -209,10 +214,12 @@ class RancherOSFleet(pulumi.ComponentResource):
                 protect_from_scale_in=args.protect_from_scale_in,
                 target_group_arns=list(args.target_group_arns),
                 instance_refresh=_instance_refresh(args),
+                instance_maintenance_policy=_maintenance_policy(args),
                 tags=[
                     aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=True)
                     for key, value in sorted(args.instance_tags.items())
-                ],
+                ]
+                + _drain_tags(args),
                 wait_for_capacity_timeout="15m",
             ),
             pulumi.ResourceOptions.merge(
@@ -239,6 +246,14 @@ def _instance_refresh(args: RancherOSFleetArgs) -> aws.autoscaling.GroupInstance
     )
 
 
+def _maintenance_policy(args: RancherOSFleetArgs) -> aws.autoscaling.GroupInstanceMaintenancePolicyArgs | None:
+    """Replacements outside a refresh (failed health checks, rebalancing) drain the same way."""
+    if args.drain_window_seconds is None:
+        return None
+    low, high = _healthy_percentages(args)
+    return aws.autoscaling.GroupInstanceMaintenancePolicyArgs(min_healthy_percentage=low, max_healthy_percentage=high)
+
+
 def _healthy_percentages(args: RancherOSFleetArgs) -> tuple[int, int]:
     if args.quorum and args.size.desired == 1:
         # A lone Consul server or manager that launched a successor first would let it bootstrap a second,
@@ -246,9 +261,25 @@ def _healthy_percentages(args: RancherOSFleetArgs) -> tuple[int, int]:
         return 0, 100
     if args.quorum:
         return 100, 110  # one instance at a time, the new one in service before the old one stops
-    if args.min_healthy_percentage == 100:
+    low = args.min_healthy_percentage
+    if low == 100:
         return 100, 200  # keeping every instance in service means launching replacements first
-    return args.min_healthy_percentage, 100
+    if args.drain_window_seconds is not None:
+        # Launch before terminating, in batches of about the share allowed out of service. AWS caps the
+        # spread at 100 points, so minHealthyPercentage 0 cannot launch first and terminates first.
+        return low, min(200, low + 100, 100 + max(10, 100 - low))
+    return low, 100
+
+
+def _drain_tags(args: RancherOSFleetArgs) -> list[aws.autoscaling.GroupTagArgs]:
+    if args.drain_window_seconds is None:
+        return []
+    # On the group only: instances read their window from user-data, and a tag change must not roll them.
+    return [
+        aws.autoscaling.GroupTagArgs(
+            key=DRAIN_WINDOW_TAG, value=str(args.drain_window_seconds), propagate_at_launch=False
+        )
+    ]
 
 
 def _base64(text: str) -> str:

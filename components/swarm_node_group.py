@@ -13,6 +13,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.internal_endpoint import InternalEndpoint, InternalEndpointArgs
+from components.node_drain import lifecycle_statement, termination_hook
 from components.rancheros_fleet import FleetSize, RancherOSFleet, RancherOSFleetArgs, RootVolume
 from components.security_rules import SSH_PORT, allow
 from components.user_data import rendered
@@ -35,6 +36,7 @@ class SwarmClusterContext:
     """What every node group shares: network, endpoints from ClusterServices, access and images."""
 
     environment: str
+    region: str
     vpc_id: str
     subnet_ids: Sequence[str]
     node_security_group_id: pulumi.Input[str]
@@ -93,9 +95,12 @@ class SwarmNodeGroup(pulumi.ComponentResource):
                 protect_from_scale_in=group.scale_in_protected,
                 target_group_arns=[endpoint.target_group_arn] if endpoint else [],
                 autoscaled=group.autoscaled,
+                policy_statements=[lifecycle_statement(name, cluster.region, pulumi.InvokeOutputOptions(parent=self))],
+                drain_window_seconds=group.drainWindowSeconds,
             ),
             child,
         )
+        termination_hook(name, fleet.autoscaling_group_name, child)
         if group.autoscaled:
             self._cpu_target_tracking(name, group, fleet, child)
         self.autoscaling_group_name = fleet.autoscaling_group_name

@@ -28,6 +28,16 @@ def fake_ami(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def fake_caller_identity() -> dict[str, Any]:
+    """Who `pulumi up` runs as: a deploy role of the fake account."""
+    return {
+        "id": ACCOUNT_ID,
+        "accountId": ACCOUNT_ID,
+        "arn": f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/deploy/pulumi",
+        "userId": "AROAEXAMPLEDEPLOYROLE:pulumi",
+    }
+
+
 def fake_state(type_: str, name: str, inputs: dict[str, Any], region: str) -> tuple[str, dict[str, Any]]:
     physical = inputs.get("name") or inputs.get("bucket") or name
     resource_id = _id(type_, physical)

@@ -23,7 +23,7 @@ from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _ensure_event_loop
 
-from offline.fake_cloud import fake_ami, fake_state
+from offline.fake_cloud import fake_ami, fake_caller_identity, fake_state
 from offline.stack_files import PROJECT_ROOT, project_name, stack_config_map
 
 STACK_TYPE = "pulumi:pulumi:Stack"
@@ -95,6 +95,8 @@ class _FakeCloud(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         if args.token == "aws:ec2/getAmi:getAmi":
             return fake_ami(args.args), []
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return fake_caller_identity(), []
         raise UnmockedInvoke(f"no offline answer for invoke {args.token}; add one in offline/harness.py")
 
 

@@ -169,6 +169,9 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 Percent = Annotated[int, Field(ge=1, le=100)]
 VolumeSize = Annotated[int, Field(ge=8, le=16384)]
 GroupSize = Annotated[int, Field(ge=0, le=100)]
+# Upper bound: a refresh waits this long per batch, and the termination hook's global timeout (100 heartbeat
+# timeouts) must leave room for it.
+DrainWindow = Annotated[int, Field(ge=30, le=3600)]
 
 
 class Subnet(Strict):
@@ -267,6 +270,11 @@ class NodeGroup(Strict):
     scaling: Scaling = Field(default_factory=Scaling)
     minHealthyPercentage: Annotated[int, Field(ge=0, le=100)] = 90
     protectFromScaleIn: bool | None = None
+    drainWindowSeconds: DrainWindow = Field(
+        300,
+        description="Longest a terminating node waits for Swarm to restart its rescheduled containers elsewhere "
+        "before it stops them (30-3600 s); part of every scale-in and instance refresh.",
+    )
 
     @property
     def scale_in_protected(self) -> bool:

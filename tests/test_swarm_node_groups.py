@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from offline.fake_cloud import ROOT_DEVICE_NAME
+from components.node_drain import DRAIN_WINDOW_TAG
+from offline.fake_cloud import ACCOUNT_ID, ROOT_DEVICE_NAME
 from offline.harness import RecordedResource, StackRun
 from offline.stack_files import stack_config_map
 from stack_config.loader import load_stack_config
@@ -43,8 +44,10 @@ def _component(group: NodeGroup) -> str:
 
 
 def _tags(asg: RecordedResource) -> dict[str, str]:
-    assert all(t["propagateAtLaunch"] is True for t in asg.inputs["tags"])
-    return {t["key"]: t["value"] for t in asg.inputs["tags"]}
+    """The tags instances get: all but the drain window, which is for the deploy's refresh wait only."""
+    kept = [t for t in asg.inputs["tags"] if t["key"] != DRAIN_WINDOW_TAG]
+    assert all(t["propagateAtLaunch"] is True for t in kept)
+    return {t["key"]: t["value"] for t in kept}
 
 
 def _sources(rules: list[dict[str, Any]]) -> set[str]:
@@ -120,7 +123,13 @@ def test_autoscaling_group(stack: str, name: str) -> None:
         one_at_a_time = (0, 100) if group.desiredCapacity == 1 else (100, 110)
         assert (preferences["minHealthyPercentage"], preferences["maxHealthyPercentage"]) == one_at_a_time
     else:
-        assert preferences["minHealthyPercentage"] == group.minHealthyPercentage
+        low, high = preferences["minHealthyPercentage"], preferences["maxHealthyPercentage"]
+        assert low == group.minHealthyPercentage
+        assert high > 100, "replacements launch before a node drains, so its containers have somewhere to go"
+    assert asg["instanceMaintenancePolicy"] == {
+        "minHealthyPercentage": preferences["minHealthyPercentage"],
+        "maxHealthyPercentage": preferences["maxHealthyPercentage"],
+    }
 
 
 @pytest.mark.parametrize(("stack", "name"), cases())
@@ -230,12 +239,21 @@ def test_public_ports_only_where_a_group_asks(stack: str) -> None:
 
 
 @pytest.mark.parametrize(("stack", "name"), cases())
-def test_node_role_carries_nothing_but_optional_ssm(stack: str, name: str) -> None:
+def test_node_role_carries_nothing_but_its_own_drain_and_optional_ssm(stack: str, name: str) -> None:
     run = recorded(stack)
     role = run.named("aws:iam/role:Role", f"{stack}-{name}-role").inputs
     assert json.loads(role["assumeRolePolicy"])["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
-    inline = [p for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if p.name == f"{stack}-{name}-policy"]
-    assert inline == [], "Swarm nodes need no AWS API access"
+    policy = json.loads(run.named("aws:iam/rolePolicy:RolePolicy", f"{stack}-{name}-policy").inputs["policy"])
+    region = config(stack).region
+    assert policy["Statement"] == [
+        {
+            "Sid": "DrainOwnNode",
+            "Effect": "Allow",
+            "Action": ["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"],
+            "Resource": f"arn:aws:autoscaling:{region}:{ACCOUNT_ID}:autoScalingGroup:*:"
+            f"autoScalingGroupName/{stack}-{name}",
+        }
+    ]
     attached = [
         a
         for a in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
