@@ -12,6 +12,8 @@ environment = config.cluster.environment
 subnet_ids = [s.id for s in config.network.subnets]
 # The root volume mapping must name the AMI's own root device, or it adds a second, blank volume.
 ami = aws.ec2.get_ami_output(filters=[aws.ec2.GetAmiFilterArgs(name="image-id", values=[config.rancheros.amiId])])
+# IAM policies name the deploying account's resources by ARN.
+caller = aws.get_caller_identity_output()
 
 services = ClusterServices(
     f"{environment}-cluster",
@@ -39,6 +41,8 @@ services = ClusterServices(
 cluster = SwarmClusterContext(
     environment=environment,
     region=config.region,
+    account_id=caller.account_id,
+    partition=caller.arn.apply(lambda arn: arn.split(":")[1]),
     vpc_id=config.network.vpcId,
     subnet_ids=subnet_ids,
     node_security_group_id=services.node_security_group_id,

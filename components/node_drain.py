@@ -40,16 +40,17 @@ def termination_hook(name: str, group_name: pulumi.Input[str], opts: pulumi.Reso
     )
 
 
-def lifecycle_statement(group_name: str, region: str, opts: pulumi.InvokeOutputOptions) -> dict[str, Any]:
+def lifecycle_statement(
+    group_name: str, partition: pulumi.Input[str], region: str, account_id: pulumi.Input[str]
+) -> dict[str, Any]:
     """Complete and heartbeat lifecycle actions of this group only: a node can neither hold nor release
     instances of other groups. The ARN names the group by name (`*` for its id), so a replaced group with
     the same name stays covered."""
-    caller = aws.get_caller_identity_output(opts=opts)
     arn = pulumi.Output.format(
         "arn:{0}:autoscaling:{1}:{2}:autoScalingGroup:*:autoScalingGroupName/{3}",
-        caller.arn.apply(lambda caller_arn: caller_arn.split(":")[1]),
+        partition,
         region,
-        caller.account_id,
+        account_id,
         group_name,
     )
     return {

@@ -37,6 +37,8 @@ class SwarmClusterContext:
 
     environment: str
     region: str
+    account_id: pulumi.Input[str]
+    partition: pulumi.Input[str]
     vpc_id: str
     subnet_ids: Sequence[str]
     node_security_group_id: pulumi.Input[str]
@@ -95,7 +97,7 @@ class SwarmNodeGroup(pulumi.ComponentResource):
                 protect_from_scale_in=group.scale_in_protected,
                 target_group_arns=[endpoint.target_group_arn] if endpoint else [],
                 autoscaled=group.autoscaled,
-                policy_statements=[lifecycle_statement(name, cluster.region, pulumi.InvokeOutputOptions(parent=self))],
+                policy_statements=[lifecycle_statement(name, cluster.partition, cluster.region, cluster.account_id)],
                 drain_window_seconds=group.drainWindowSeconds,
             ),
             child,

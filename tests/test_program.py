@@ -31,11 +31,12 @@ def test_every_resource_lives_in_a_component_and_derives_its_name(stack: str) ->
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_the_only_cloud_lookup_is_the_ami(stack: str) -> None:
+def test_the_only_cloud_lookups_are_the_ami_and_the_account(stack: str) -> None:
     ami = load_stack_config(stack, *stack_config_map(stack)).rancheros.amiId
-    [(token, args)] = recorded(stack).invokes
+    [(token, args), (identity, _)] = recorded(stack).invokes
     assert token == "aws:ec2/getAmi:getAmi"
     assert args["filters"] == [{"name": "image-id", "values": [ami]}]
+    assert identity == "aws:index/getCallerIdentity:getCallerIdentity"
 
 
 def test_bad_config_fails_before_any_resource() -> None:
