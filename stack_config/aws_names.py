@@ -22,6 +22,7 @@ NAME_LIMITS: dict[str, int] = {
     "aws:ec2/securityGroup:SecurityGroup": 255,
     "aws:autoscaling/group:Group": 255,
     "aws:autoscaling/policy:Policy": 255,
+    "aws:autoscaling/lifecycleHook:LifecycleHook": 255,
 }
 _HASH_LENGTH = 8
 
