@@ -133,6 +133,7 @@ class ClusterServices(pulumi.ComponentResource):
             join_tag_key=CONSUL_JOIN_TAG,
             join_tag_value=args.environment,
             ssh_authorized_keys=args.ssh_authorized_keys,
+            instance_type=args.consul.instanceType,
         )
         RancherOSFleet(
             name,
@@ -187,6 +188,7 @@ class ClusterServices(pulumi.ComponentResource):
                 region=args.region,
                 http_secret=secret,
                 ssh_authorized_keys=args.ssh_authorized_keys,
+                instance_type=args.registry.instanceType,
                 kms_key_id=args.host_image.kms_key_arn,
             )
             return rendered("the registry hosts", lambda: render_registry_host(spec))

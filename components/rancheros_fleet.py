@@ -171,6 +171,8 @@ class RancherOSFleet(pulumi.ComponentResource):
                     )
                 ],
                 monitoring=aws.ec2.LaunchTemplateMonitoringArgs(enabled=True),
+                # node-health powers a node off when it cannot become healthy: the group then replaces it.
+                instance_initiated_shutdown_behavior="terminate",
                 # Instances get their tags from the group (changed in place, no new version, no refresh).
                 tag_specifications=[
                     aws.ec2.LaunchTemplateTagSpecificationArgs(

@@ -244,6 +244,7 @@ def _user_data(group: NodeGroup, cluster: SwarmClusterContext) -> pulumi.Output[
             consul_endpoint=consul,
             registry_endpoint=registry,
             ssh_authorized_keys=cluster.ssh_authorized_keys,
+            instance_type=group.instanceType,
         )
         return rendered(f"node group {group.name}", lambda: render_swarm_node(spec))
 

@@ -3,8 +3,9 @@
 Servers find each other with cloud auto-join (`provider=aws`, by EC2 tag; needs ec2:DescribeInstances
 and the instance role, hence host networking). The agent binds to eth0 through a go-sockaddr template,
 so one config serves every server. The config is written by the console (`write_files`) into /opt,
-which the console shares with the host; the service waits for it, since RancherOS may start the
-container before the console has written its files on the first boot.
+which the console shares with the host and user Docker; the service waits for it, since RancherOS may
+start the container before the console has written its files on the first boot. Consul is a user-Docker
+service (rendering.node_services).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rendering.inputs import require_image, require_name
-from rendering.rancheros_host import ConfigFile, configured_service, host_document
-from rendering.yaml_text import finish, merge
+from rendering.node_services import ConfigFile, configured_service, host_user_data
+from rendering.rancheros_host import host_document
+from rendering.yaml_text import merge
 
 CONFIG_DIR = "/opt/consul/config"
 DATA_DIR = "/opt/consul/data"
@@ -37,6 +39,7 @@ class ConsulServerSpec:
     join_tag_key: str  # EC2 tag the servers carry, for provider=aws auto-join
     join_tag_value: str
     ssh_authorized_keys: Sequence[str]
+    instance_type: str  # sets rancher.resize_device
 
 
 def render_consul_config(spec: ConsulServerSpec) -> str:
@@ -77,5 +80,6 @@ def render_consul_server(spec: ConsulServerSpec) -> str:
         volumes=[f"{DATA_DIR}:/consul/data"],
         uts="host",
     )
-    base = host_document(require_name(spec.environment, "environment"), "consul", spec.ssh_authorized_keys)
-    return finish(merge(base, service), what)
+    environment = require_name(spec.environment, "environment")
+    base = host_document(environment, "consul", spec.ssh_authorized_keys, spec.instance_type)
+    return host_user_data(merge(base, service), what)

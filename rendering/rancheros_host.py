@@ -13,7 +13,10 @@ Node identity and AWS metadata (why not `amazon-metadata`)
     (IMDSv1, like RancherOS itself), stores them as AWS_* in `rancher.environment` with `ros config
     set`, and names the host `<environment>-<group>-<instance-id>` (kernel, `hostname` config key,
     /etc/hosts). `io.rancher.os.reloadconfig` makes later services see the new values. No IAM
-    permission is needed.
+    permission is needed. Only when every value is valid does it store the advertise addresses
+    services read through `environment:` (`<service>/<VARIABLE>` keys, which RancherOS hands to that
+    service only, as VARIABLE) and write IDENTITY_FILE, which node-health waits for. Failures go to
+    /dev/console, which EC2 keeps.
 
 The script reaches the container through `write_files` with `container: node-bootstrap`: os-base's
 entrypoint (`ros entrypoint`) writes those files before it execs the command, so nothing in the
@@ -44,48 +47,76 @@ Container containment
 
 Text substitution
     RancherOS replaces `$private_ipv4`, `$public_ipv4`, `$private_ipv6` and `$public_ipv6` anywhere in
-    a config file with the datasource's metadata when it loads it (rancher/os config/disk.go). The
-    swarm services use that for their advertise address; user-supplied text may not contain them
+    a config file with the datasource's metadata when it loads it (rancher/os config/disk.go), and with
+    `<nil>` when the metadata has no address. Nothing rendered uses them (advertise addresses come from
+    node-bootstrap's validated value instead); user-supplied text may not contain them
     (rendering.inputs.require_text).
+
+Root disk
+    RancherOS grows the root filesystem only on `rancher.resize_device`, which it guesses from a list of
+    instance families that misses every sixth-generation type; it is set from stack_config.instance_types.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from importlib.resources import files
 from typing import Any
 
 from rendering.inputs import hostname_prefix, ssh_keys
+from stack_config.instance_types import root_disk
 
 ROS_BASE_IMAGE = "rancher/os-base:v1.5.8"  # preloaded in the v1.5.8 AMI; pulled on other 1.5.x releases
+PRELOADED_IMAGE_PREFIX = "rancher/os-"  # the only images system-docker (17.06, no OCI indexes) may run
+SCOPE_LABEL = "io.rancher.os.scope"
 IMDS_ADDRESS = "169.254.169.254"
 BOOTSTRAP_SERVICE = "node-bootstrap"
 BOOTSTRAP_SCRIPT_PATH = "/usr/local/sbin/node-bootstrap"
-PRIVATE_IPV4 = "$private_ipv4"
+IDENTITY_FILE = "/run/swarm-cluster/identity"  # /run is a fresh tmpfs every boot, shared by system services
 # Set by node-bootstrap at boot, or by RancherOS itself: user variables may not shadow them.
-RESERVED_VARIABLES = frozenset(("VERSION", "SUFFIX", "REGISTRY_DOMAIN", "EXTRA_CMDLINE", "KERNEL_VERSION", "PATH"))
+RESERVED_VARIABLES = frozenset(
+    ("VERSION", "SUFFIX", "REGISTRY_DOMAIN", "EXTRA_CMDLINE", "KERNEL_VERSION", "PATH", "SWARM_ADVERTISE")
+)
 RESERVED_VARIABLE_PREFIX = "AWS_"
 
 _SCRIPTS = files(__package__) / "scripts"
-_BOOTSTRAP_SCRIPT = (_SCRIPTS / "node-bootstrap.sh").read_text(encoding="utf-8")
-# The console runs /etc/rc.local after writing files and before it starts sshd. sshd uses the first
-# value it reads for an option, so ours go first; only options every OpenSSH 7/8 accepts.
-_SSHD_HARDENING = (_SCRIPTS / "sshd-hardening.sh").read_text(encoding="utf-8")
 
 
-def bootstrap_script(prefix: str) -> str:
-    return _BOOTSTRAP_SCRIPT.replace("@PREFIX@", prefix).replace("@IMDS@", IMDS_ADDRESS)
+def script(name: str, **values: str) -> str:
+    """The shell script `rendering/scripts/<name>` with each `@KEY@` replaced by values[KEY] (`@SAY@` by the
+    `say` function), without comment and blank lines: user-data has 16 KB for everything a host needs."""
+    text = _code(name)
+    for key, value in {"SAY": _code("say.sh", shebang=False).rstrip("\n"), **values}.items():
+        text = text.replace(f"@{key}@", value)
+    return text
+
+
+def _code(name: str, *, shebang: bool = True) -> str:
+    lines = (_SCRIPTS / name).read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines[1:] if line.strip() and not line.lstrip().startswith("#")]
+    return "\n".join([lines[0], *kept] if shebang else kept) + "\n"
+
+
+def bootstrap_script(prefix: str, advertise: Mapping[str, int]) -> str:
+    """node-bootstrap; `advertise` maps `<service>/<VARIABLE>` to the port advertised with the node's IP."""
+    lines = "\n".join(f"{key} {port}" for key, port in sorted(advertise.items()))
+    return script("node-bootstrap.sh", PREFIX=prefix, IMDS=IMDS_ADDRESS, IDENTITY=IDENTITY_FILE, ADVERTISE=lines)
 
 
 def system_service(image: str, **options: Any) -> dict[str, Any]:
     """A system-docker service; `labels` in options are added to the scope label."""
-    labels = {"io.rancher.os.scope": "system", **options.pop("labels", {})}
+    labels = {SCOPE_LABEL: "system", **options.pop("labels", {})}
     return {"image": image, "labels": labels, **options}
 
 
-def host_document(environment: str, group: str, authorized_keys: Sequence[str]) -> dict[str, Any]:
-    """SSH keys, no password logins, node-bootstrap (identity, metadata, container containment)."""
+def host_document(
+    environment: str,
+    group: str,
+    authorized_keys: Sequence[str],
+    instance_type: str,
+    advertise: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """SSH keys, no password logins, root disk growth, node-bootstrap (identity, metadata, containment)."""
     prefix = hostname_prefix(environment, group)
     document: dict[str, Any] = {}
     keys = ssh_keys(authorized_keys)
@@ -97,13 +128,16 @@ def host_document(environment: str, group: str, authorized_keys: Sequence[str]) 
             "path": BOOTSTRAP_SCRIPT_PATH,
             "permissions": "0755",
             "owner": "root",
-            "content": bootstrap_script(prefix),
+            "content": bootstrap_script(prefix, advertise or {}),
         },
-        {"path": "/etc/rc.local", "permissions": "0755", "owner": "root", "content": _SSHD_HARDENING},
+        # The console runs /etc/rc.local after writing files and before it starts sshd. sshd uses the first
+        # value it reads for an option, so ours go first; only options every OpenSSH 7/8 accepts.
+        {"path": "/etc/rc.local", "permissions": "0755", "owner": "root", "content": script("sshd-hardening.sh")},
     ]
     document["rancher"] = {
         # `password` ignores a rancher.password kernel parameter; `autologin` the serial-console one.
         "disable": ["password", "autologin"],
+        "resize_device": root_disk(instance_type),
         "services": {
             BOOTSTRAP_SERVICE: system_service(
                 ROS_BASE_IMAGE,
@@ -123,41 +157,3 @@ def host_document(environment: str, group: str, authorized_keys: Sequence[str]) 
         },
     }
     return document
-
-
-@dataclass(frozen=True)
-class ConfigFile:
-    host_dir: str  # written by the console, mounted read-only into the service
-    container_dir: str
-    name: str
-    text: str
-    mode: str
-
-
-def configured_service(
-    name: str, image: str, config: ConfigFile, command: str, volumes: Sequence[str] = (), **options: Any
-) -> dict[str, Any]:
-    """A host's long-running service and the config file it reads, as user-data to merge into the host's.
-
-    The console writes the file, and system services may start before it, so the service waits for the
-    file before it execs `command`, in which `{file}` stands for the file's path in the container.
-    """
-    path = f"{config.container_dir}/{config.name}"
-    start = f"until [ -s {path} ]; do echo waiting for {path}; sleep 2; done; exec {command.format(file=path)}"
-    written = {"path": f"{config.host_dir}/{config.name}", "permissions": config.mode, "owner": "root"}
-    return {
-        "write_files": [{**written, "content": config.text}],
-        "rancher": {
-            "services": {
-                name: system_service(
-                    image,
-                    entrypoint=["/bin/sh", "-c", start],
-                    labels={"io.rancher.os.after": "console"},
-                    net="host",
-                    **options,
-                    restart="always",
-                    volumes=[f"{config.host_dir}:{config.container_dir}:ro", *volumes],
-                )
-            }
-        },
-    }

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from rendering.inputs import require_image, require_name, require_text
-from rendering.rancheros_host import ConfigFile, configured_service, host_document
-from rendering.yaml_text import dump_yaml, finish, merge
+from rendering.node_services import ConfigFile, configured_service, host_user_data
+from rendering.rancheros_host import host_document
+from rendering.yaml_text import dump_yaml, merge
 
 CONFIG_DIR = "/opt/registry"
 _IN_CONTAINER = "/etc/docker/registry"
@@ -39,6 +40,7 @@ class RegistrySpec:
     region: str
     http_secret: str | None  # shared secret when replicas > 1; None for one replica
     ssh_authorized_keys: Sequence[str]
+    instance_type: str  # sets rancher.resize_device
     kms_key_id: str | None = None  # the bucket's KMS key (ARN); None: SSE-S3 (AES256)
 
 
@@ -88,5 +90,6 @@ def render_registry_host(spec: RegistrySpec) -> str:
     service = configured_service(
         "docker-registry", require_image(spec.image, f"{what}: image"), config, "registry serve {file}"
     )
-    base = host_document(require_name(spec.environment, "environment"), "registry", spec.ssh_authorized_keys)
-    return finish(merge(base, service), what)
+    environment = require_name(spec.environment, "environment")
+    base = host_document(environment, "registry", spec.ssh_authorized_keys, spec.instance_type)
+    return host_user_data(merge(base, service), what)

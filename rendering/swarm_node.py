@@ -4,32 +4,38 @@ The engine keeps RancherOS's unix socket and adds tcp://0.0.0.0:2375, the Consul
 `--cluster-advertise=eth0:2375` for overlay networks; the internal registry (plain HTTP behind an
 internal NLB) is trusted through `rancher.docker.insecure_registry`.
 
-The Swarm agent (and on manager groups the replicated manager) run in system-docker, host network,
-`restart: always`: RancherOS starts its services on every boot, system-docker restarts them if they
-exit, and restarting or upgrading user Docker leaves them alone (nor can they be removed through the
-Swarm API). They advertise `$private_ipv4`, which RancherOS replaces with the instance's private IP
-from EC2 metadata when it loads the config, before any service starts (see rendering.rancheros_host).
+The Swarm agent (and on manager groups the replicated manager) are user-Docker services (see
+rendering.node_services for why, and for the retries and deadline they get). They take their advertise
+address from SWARM_ADVERTISE, which classic Swarm reads for `--advertise` and which node-bootstrap sets
+per service (`swarm-agent/SWARM_ADVERTISE=<ip>:2375`) only after it validated the instance's private IP:
+a node whose metadata has no IP has no such value, so swarm refuses to start instead of joining as
+`<nil>:2375`, and node-health replaces the node.
+
+Variables (`tagVariables`) are visible on the node in three places, and nowhere else:
+    - `rancher.environment`: RancherOS services that list the name under `environment:`, and `ros env`;
+    - VARIABLES_PROFILE: login shells (SSH, `ros console`);
+    - VARIABLES_FILE (`NAME=value` lines, Docker's env-file format): containers that mount it read-only.
+    Containers scheduled through Swarm get no node environment; pass values with `-e` at deploy time.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rendering.inputs import require_endpoint, require_image, require_text
-from rendering.rancheros_host import (
-    PRIVATE_IPV4,
-    RESERVED_VARIABLE_PREFIX,
-    RESERVED_VARIABLES,
-    host_document,
-    system_service,
-)
-from rendering.yaml_text import finish, merge
+from rendering.node_services import host_user_data, user_service
+from rendering.rancheros_host import RESERVED_VARIABLE_PREFIX, RESERVED_VARIABLES, host_document
+from rendering.yaml_text import merge
 
 ENGINE_PORT = 2375
 MANAGER_PORT = 4000
+ADVERTISE_VARIABLE = "SWARM_ADVERTISE"
+VARIABLES_FILE = "/etc/swarm-cluster/environment"
+VARIABLES_PROFILE = "/etc/profile.d/swarm-cluster.sh"
 _LABEL_KEY = re.compile(r"docker\.[a-z0-9]([a-z0-9._-]*[a-z0-9])?")
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -45,6 +51,7 @@ class SwarmNodeSpec:
     consul_endpoint: str  # "consul.staging.example.internal:8500"
     registry_endpoint: str  # "docker.staging.example.internal:5000"
     ssh_authorized_keys: Sequence[str]
+    instance_type: str  # sets rancher.resize_device
 
 
 def render_swarm_node(spec: SwarmNodeSpec) -> str:
@@ -61,13 +68,16 @@ def render_swarm_node(spec: SwarmNodeSpec) -> str:
             ],
             "insecure_registry": [registry],
         },
-        "services": swarm_services(spec, consul, what),
     }
     variables = environment_variables(spec.variables, what)
     if variables:
         rancher["environment"] = variables
-    document = merge(host_document(spec.environment, spec.group, spec.ssh_authorized_keys), {"rancher": rancher})
-    return finish(document, what)
+    advertise = {f"swarm-agent/{ADVERTISE_VARIABLE}": ENGINE_PORT}
+    if spec.swarm_manager:
+        advertise[f"swarm-manager/{ADVERTISE_VARIABLE}"] = MANAGER_PORT
+    host = host_document(spec.environment, spec.group, spec.ssh_authorized_keys, spec.instance_type, advertise)
+    document = merge(host, {"rancher": rancher, "write_files": variable_files(variables)})
+    return host_user_data(merge(document, swarm_services(spec, consul, what)), what)
 
 
 def label_args(labels: Mapping[str, str], environment: str, what: str) -> list[str]:
@@ -89,22 +99,27 @@ def environment_variables(variables: Mapping[str, str], what: str) -> dict[str, 
             raise ValueError(f"{what}: {name!r} is not a valid environment variable name")
         if name in RESERVED_VARIABLES or name.startswith(RESERVED_VARIABLE_PREFIX):
             raise ValueError(f"{what}: variable {name} is set by RancherOS or node-bootstrap; rename it")
-        require_text(value, f"{what}: value of variable {name}", single_line=False)
+        # One line each: Docker's env-file format has no quoting or continuation.
+        require_text(value, f"{what}: value of variable {name}", single_line=True)
     return dict(sorted(variables.items()))
+
+
+def variable_files(variables: Mapping[str, str]) -> list[dict[str, str]]:
+    """The variables for login shells and as an env file containers can mount (written by the console)."""
+    env_file = "".join(f"{name}={value}\n" for name, value in variables.items())
+    profile = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in variables.items())
+    return [
+        {"path": VARIABLES_FILE, "permissions": "0644", "owner": "root", "content": env_file},
+        {"path": VARIABLES_PROFILE, "permissions": "0644", "owner": "root", "content": profile},
+    ]
 
 
 def swarm_services(spec: SwarmNodeSpec, consul: str, what: str) -> dict[str, Any]:
     image = require_image(spec.swarm_image, f"{what}: swarm_image")
     discovery = f"consul://{consul}"
-    common: dict[str, Any] = {"labels": {"io.rancher.os.after": "docker"}, "net": "host", "restart": "always"}
-    services = {
-        "swarm-agent": system_service(
-            image, command=["join", f"--advertise={PRIVATE_IPV4}:{ENGINE_PORT}", discovery], **common
-        )
-    }
+    common: dict[str, Any] = {"net": "host", "environment": [ADVERTISE_VARIABLE]}
+    services = user_service("swarm-agent", image, command=["join", discovery], **common)
     if spec.swarm_manager:
-        manage = ["manage", "-H", f":{MANAGER_PORT}", "--replication"]
-        services["swarm-manager"] = system_service(
-            image, command=[*manage, "--advertise", f"{PRIVATE_IPV4}:{MANAGER_PORT}", discovery], **common
-        )
+        manage = ["manage", "-H", f":{MANAGER_PORT}", "--replication", discovery]
+        services = merge(services, user_service("swarm-manager", image, command=manage, **common))
     return services

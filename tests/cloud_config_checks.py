@@ -29,6 +29,8 @@ METADATA_EXAMPLES = {
     "$private_ipv6": "fd00::10",
     "$public_ipv6": "2001:db8::10",
 }
+# Images the RancherOS v1.5.8 AMI carries (os-base, os-console, ...); nothing else is there without a pull.
+PRELOADED_IMAGE_PREFIX = "rancher/os-"
 SHELLS = ("sh", "/bin/sh", "bash", "/bin/bash", "ash", "/bin/ash")
 _COMPOSE_VARIABLE = re.compile(r"\$\$|\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*")
 
@@ -144,4 +146,35 @@ def shellcheck_errors(text: str) -> list[str]:
         if result.returncode not in (0, 1):
             raise RuntimeError(f"shellcheck failed on {name}: {result.stderr.strip()}")
         problems.extend(f"{name}: {line.removeprefix('-:')}" for line in result.stdout.splitlines())
+    return problems
+
+
+def non_preloaded_system_services(text: str) -> list[str]:
+    """System-docker (a 17.06 fork, no OCI image indexes) may only run images preloaded in the AMI."""
+    services = ((_load(text) or {}).get("rancher") or {}).get("services") or {}
+    return [
+        f"rancher.services.{name}: system service with image {service.get('image')!r}"
+        for name, service in services.items()
+        if (service.get("labels") or {}).get("io.rancher.os.scope") == "system"
+        and not str(service.get("image", "")).startswith(PRELOADED_IMAGE_PREFIX)
+    ]
+
+
+def unresolved_values(text: str) -> list[str]:
+    """Template placeholders left in the text, metadata tokens RancherOS would replace (with `<nil>` when the
+    metadata lacks them), and `environment: [VAR]` names no one provides (not in rancher.environment, not
+    a `<service>/VAR` key node-bootstrap sets)."""
+    problems = [f"placeholder {p} left in the text" for p in sorted(set(re.findall(r"@[A-Z_]+@", text)))]
+    problems += [f"{token} in the text" for token in METADATA_EXAMPLES if token in text]
+    document = _load(text) or {}
+    rancher = document.get("rancher") or {}
+    provided = set((rancher.get("environment") or {}).keys())
+    for entry in document.get("write_files") or []:
+        match = re.search(r"^advertise='([^']*)'$", entry.get("content") or "", re.MULTILINE)
+        if match:
+            provided |= {line.split()[0] for line in match.group(1).splitlines() if line.strip()}
+    for name, service in (rancher.get("services") or {}).items():
+        for variable in service.get("environment") or []:
+            if "=" not in variable and variable not in provided and f"{name}/{variable}" not in provided:
+                problems.append(f"rancher.services.{name}: environment {variable} has no value")
     return problems

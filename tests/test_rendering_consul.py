@@ -26,6 +26,7 @@ def spec(**changes: Any) -> ConsulServerSpec:
         join_tag_key="consul.cluster",
         join_tag_value="staging",
         ssh_authorized_keys=[KEY],
+        instance_type="t3.small",
     )
     return dataclasses.replace(base, **changes)
 

@@ -26,6 +26,7 @@ def spec(**changes: Any) -> RegistrySpec:
         region="eu-west-1",
         http_secret=None,
         ssh_authorized_keys=[KEY],
+        instance_type="t3.small",
     )
     return dataclasses.replace(base, **changes)
 

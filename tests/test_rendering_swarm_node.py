@@ -42,6 +42,7 @@ def spec(**changes: Any) -> SwarmNodeSpec:
         consul_endpoint=CONSUL,
         registry_endpoint=REGISTRY,
         ssh_authorized_keys=[KEY],
+        instance_type="m6i.large",
     )
     return dataclasses.replace(base, **changes)
 
@@ -105,25 +106,44 @@ def test_variable_values_rancheros_would_rewrite_are_refused() -> None:
             render_swarm_node(spec(variables={"ADDR": f"http://{token}:80"}))
 
 
-def test_swarm_agent_and_manager() -> None:
+def test_swarm_agent_and_manager_are_user_docker_services_advertising_the_validated_ip() -> None:
     worker = parsed(spec())["rancher"]["services"]
-    manager = parsed(spec(swarm_manager=True, group="managers"))["rancher"]["services"]
+    manager = parsed(spec(swarm_manager=True, group="managers"))
+    services = manager["rancher"]["services"]
     assert "swarm-manager" not in worker
     agent = worker["swarm-agent"]
     assert agent["image"] == "swarm:1.2.9"
-    assert agent["command"] == ["join", "--advertise=$private_ipv4:2375", f"consul://{CONSUL}"]
-    assert manager["swarm-manager"]["command"] == [
-        "manage", "-H", ":4000", "--replication", "--advertise", "$private_ipv4:4000", f"consul://{CONSUL}",
-    ]  # fmt: skip
-    for service in (agent, manager["swarm-agent"], manager["swarm-manager"]):
+    assert agent["command"] == ["join", f"consul://{CONSUL}"]
+    assert services["swarm-manager"]["command"] == ["manage", "-H", ":4000", "--replication", f"consul://{CONSUL}"]
+    for service in (agent, services["swarm-agent"], services["swarm-manager"]):
         assert service["restart"] == "always"
         assert service["net"] == "host"
-        assert service["labels"]["io.rancher.os.scope"] == "system"
+        assert service["environment"] == ["SWARM_ADVERTISE"]
+        assert service["labels"] == {"io.rancher.os.after": "node-images"}
+    # node-bootstrap stores each service's own SWARM_ADVERTISE once it validated the private IP.
+    bootstrap = next(f for f in manager["write_files"] if f["path"] == "/usr/local/sbin/node-bootstrap")
+    assert "advertise='swarm-agent/SWARM_ADVERTISE 2375\nswarm-manager/SWARM_ADVERTISE 4000'" in bootstrap["content"]
+    assert "$private_ipv4" not in render_swarm_node(spec(swarm_manager=True, group="managers"))
 
 
-def test_rancheros_substitutes_the_advertise_address() -> None:
-    text = render_swarm_node(spec()).replace("$private_ipv4", "10.20.1.5")
-    assert "--advertise=10.20.1.5:2375" in yaml.safe_load(text)["rancher"]["services"]["swarm-agent"]["command"]
+def test_variables_reach_rancheros_services_login_shells_and_an_env_file() -> None:
+    document = parsed(spec(variables={"DB_HOST": "db.example.internal", "QUOTED": "it's $HOME"}))
+    assert document["rancher"]["environment"] == {"DB_HOST": "db.example.internal", "QUOTED": "it's $HOME"}
+    files = {f["path"]: f for f in document["write_files"]}
+    assert files["/etc/swarm-cluster/environment"]["content"] == "DB_HOST=db.example.internal\nQUOTED=it's $HOME\n"
+    profile = files["/etc/profile.d/swarm-cluster.sh"]["content"]
+    shell = subprocess.run(
+        ["sh", "-c", f'{profile}printf \'%s|%s\' "$DB_HOST" "$QUOTED"'], capture_output=True, text=True, check=True
+    )
+    assert shell.stdout == "db.example.internal|it's $HOME"
+    for written in (files["/etc/swarm-cluster/environment"], files["/etc/profile.d/swarm-cluster.sh"]):
+        assert "container" not in written  # the console's /etc: login shells and user Docker's bind mounts
+        assert written["permissions"] == "0644"
+
+
+def test_multi_line_variable_values_are_refused() -> None:
+    with pytest.raises(ValueError, match="line-break"):
+        render_swarm_node(spec(variables={"DB_HOST": "a\nb"}))
 
 
 def test_bootstrap_runs_before_user_docker() -> None:
@@ -166,9 +186,9 @@ def test_oversized_user_data_names_the_group() -> None:
     assert raised.value.size > 16_384
 
 
-# Label values end up in argv through YAML; variable values only through YAML.
+# Label values end up in argv through YAML; variable values through YAML and one-line files.
 LABEL_TEXT = st.text(st.characters(blacklist_categories=["Cc", "Cs", "Zl", "Zp"]), max_size=40)
-VARIABLE_TEXT = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=60)
+VARIABLE_TEXT = st.text(st.characters(blacklist_categories=["Cc", "Cs", "Zl", "Zp"]), max_size=60)
 
 
 def _clean(value: str) -> bool:
@@ -181,7 +201,7 @@ def _clean(value: str) -> bool:
     variables=st.dictionaries(st.from_regex(r"[A-Z_][A-Z0-9_]{0,10}", fullmatch=True), VARIABLE_TEXT.filter(_clean)),
 )
 @example(labels={"docker.xa": "a: b # c", "docker.xb": "'\"ü", "docker.xc": "yes"}, variables={"Y": "n", "N": "1.0"})
-@example(labels={"docker.xa": " ", "docker.xb": "-", "docker.xc": ""}, variables={"V": "line\nline\r\n\t#"})
+@example(labels={"docker.xa": " ", "docker.xb": "-", "docker.xc": ""}, variables={"V": "a # b", "Q": "'\\''"})
 def test_values_round_trip_exactly(labels: dict[str, str], variables: dict[str, str]) -> None:
     variables = {k: v for k, v in variables.items() if not k.startswith("AWS_")}
     all_labels = {"docker.environment": "staging", "docker.role": "web", **labels}
@@ -285,7 +305,12 @@ def run_bootstrap(tmp_path: Path, stubs: dict[str, str]) -> subprocess.Completed
         hosts.write_text("127.0.0.1 localhost\n")
     if not rules.exists():
         rules.write_text("chain INPUT\nchain FORWARD\nchain OUTPUT\n")  # a fresh boot: no DOCKER-USER yet
-    script = bootstrap_script("staging-web").replace("/etc/hosts", str(hosts))
+    script = (
+        bootstrap_script("staging-web", {})
+        .replace("/etc/hosts", str(hosts))
+        .replace("/run/swarm-cluster/identity", str(tmp_path / "identity"))
+        .replace("/dev/console", str(tmp_path / "console"))
+    )
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(tmp_path / "log"), "RULES": str(rules)}
     return subprocess.run(["dash", "-c", script], env=env, capture_output=True, text=True, check=False)
 

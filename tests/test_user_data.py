@@ -4,6 +4,7 @@ unless the golden files say so."""
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,15 @@ import yaml
 
 from offline.artifacts import MARKER, write_artifacts
 from offline.harness import RecordedResource
-from tests.cloud_config_checks import SCHEMA_PATH, duplicate_list_items, schema_errors, shellcheck_errors
+from stack_config.instance_types import ROOT_DISK
+from tests.cloud_config_checks import (
+    SCHEMA_PATH,
+    duplicate_list_items,
+    non_preloaded_system_services,
+    schema_errors,
+    shellcheck_errors,
+    unresolved_values,
+)
 from tests.conftest import STACKS, recorded
 from tests.test_swarm_node_groups import _tags, cases, config
 
@@ -40,6 +49,37 @@ def test_rancheros_accepts_the_user_data(stack: str, template: str) -> None:
     assert schema_errors(text) == []
     assert duplicate_list_items(text) == []
     assert "args" not in (yaml.safe_load(text).get("rancher", {}).get("docker") or {})
+
+
+@pytest.mark.parametrize(("stack", "template"), _templates())
+def test_only_preloaded_images_run_in_system_docker_and_nothing_is_left_unresolved(stack: str, template: str) -> None:
+    text = _text(stack, template)
+    assert non_preloaded_system_services(text) == []
+    assert unresolved_values(text) == []
+
+
+@pytest.mark.parametrize(("stack", "template"), _templates())
+def test_every_user_service_is_pulled_with_retries_and_watched(stack: str, template: str) -> None:
+    document = yaml.safe_load(_text(stack, template))
+    services = document["rancher"]["services"]
+    user = {n: s for n, s in services.items() if s["labels"].get("io.rancher.os.scope") != "system"}
+    assert user, "every host runs at least one user-Docker service"
+    scripts = {f["path"]: f["content"] for f in document["write_files"]}
+    for name, service in user.items():
+        assert "node-images" in service["labels"]["io.rancher.os.after"].split(",")
+        assert service["restart"] == "always"
+        for watcher in ("/usr/local/sbin/node-images", "/usr/local/sbin/node-health"):
+            listing = re.search(r"^services='([^']*)'$", scripts[watcher], re.MULTILINE)
+            assert listing is not None and f"{name} {service['image']}" in listing.group(1).splitlines()
+
+
+@pytest.mark.parametrize(("stack", "template"), _templates())
+def test_the_root_disk_is_resized_on_the_device_the_instance_type_shows(stack: str, template: str) -> None:
+    instance_type = recorded(stack).named("aws:ec2/launchTemplate:LaunchTemplate", template).inputs["instanceType"]
+    nitro = instance_type.split(".")[0] in {"t3", "t3a", "m5", "c5", "r5", "m6i", "c6i", "r6i"}
+    resize_device = yaml.safe_load(_text(stack, template))["rancher"]["resize_device"]
+    assert resize_device == ROOT_DISK["nitro" if nitro else "xen"]
+    assert nitro, f"{instance_type}: both stacks run on Nitro types"
 
 
 @pytest.mark.parametrize(("stack", "template"), _templates())

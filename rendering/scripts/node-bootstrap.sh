@@ -1,10 +1,17 @@
 #!/bin/sh
 # node-bootstrap: runs in system-docker on every boot, after `network` and before `console`
 # (so before user Docker). Containment first: it needs no network and must never be skipped.
+# Everything it says also goes to the console, which EC2 keeps (GetConsoleOutput).
 set -eu
+me=node-bootstrap
 
 prefix=@PREFIX@
 imds=http://@IMDS@/latest/meta-data
+identity=@IDENTITY@
+# "<service>/<VARIABLE> <port>" lines: VARIABLE=<validated private IP>:<port> for that service only.
+advertise='@ADVERTISE@'
+
+@SAY@
 
 # ensure CHAIN RULE...: put RULE at the top of CHAIN unless it is already there (reruns add nothing).
 ensure() {
@@ -53,29 +60,34 @@ metadata() {
     tries=$((tries + 1))
     sleep 3
   done
-  echo "node-bootstrap: no answer for meta-data/$1" >&2
+  say "FAILED: no answer for meta-data/$1; this node will not join the cluster"
   return 1
 }
 
 fail() {
-  echo "node-bootstrap: unexpected $1 from the metadata service" >&2
+  say "FAILED: unexpected $1 from the metadata service; this node will not join the cluster"
   exit 1
 }
 
 contain_containers
 
-instance_id=$(metadata instance-id)
-local_ipv4=$(metadata local-ipv4)
-zone=$(metadata placement/availability-zone)
-region=$(metadata placement/region)
-instance_type=$(metadata instance-type)
+instance_id=$(metadata instance-id) || exit 1
+local_ipv4=$(metadata local-ipv4) || exit 1
+zone=$(metadata placement/availability-zone) || exit 1
+region=$(metadata placement/region) || exit 1
+instance_type=$(metadata instance-type) || exit 1
 
 case "$instance_id" in
   i-*[!0-9a-f]*) fail instance-id ;;
   i-?*) ;;
   *) fail instance-id ;;
 esac
-case "$local_ipv4" in ''|*[!0-9.]*) fail local-ipv4 ;; esac
+case "$local_ipv4" in
+  *[!0-9.]* | *..* | .* | *.) fail local-ipv4 ;;
+  *.*.*.*.*) fail local-ipv4 ;;
+  *.*.*.*) ;;
+  *) fail local-ipv4 ;;
+esac
 case "$zone" in ''|*[!a-z0-9-]*) fail availability-zone ;; esac
 case "$region" in ''|*[!a-z0-9-]*) fail region ;; esac
 case "$instance_type" in ''|*[!a-z0-9.-]*) fail instance-type ;; esac
@@ -93,4 +105,9 @@ ros config set hostname "$name"
 if ! grep -q "[[:space:]]$name\$" /etc/hosts; then
   printf '127.0.1.1 %s\n' "$name" >> /etc/hosts
 fi
-echo "node-bootstrap: $name ($local_ipv4, $zone, $instance_type)"
+printf '%s\n' "$advertise" | while read -r key port; do
+  [ -z "$key" ] || ros config set "rancher.environment.$key" "$local_ipv4:$port"
+done
+mkdir -p "${identity%/*}"
+printf '%s %s\n' "$name" "$local_ipv4" >"$identity"
+say "$name ($local_ipv4, $zone, $instance_type)"

@@ -1,0 +1,2 @@
+export DB_HOST=db.production.example.internal
+export QUEUE_HOST=queue.production.example.internal

@@ -1,0 +1,2 @@
+export DB_HOST=db.staging.example.internal
+export QUEUE_HOST=queue.staging.example.internal
