@@ -100,6 +100,10 @@ def golden(args: list[str]) -> int:
     return 0
 
 
+def docs(args: list[str]) -> int:
+    return _in_venv("-m", "offline.config_docs", *args)
+
+
 # One row per command; the usage text is built from this table.
 COMMANDS = {
     "plan": Command(
@@ -107,6 +111,7 @@ COMMANDS = {
     ),
     "test": Command(test, "[PYTEST ARGS...]", "lint, type check and the whole test suite"),
     "golden": Command(golden, "", "regenerate tests/golden from both stacks"),
+    "docs": Command(docs, "", "regenerate the config reference in README.md and schemas/"),
 }
 
 if __name__ == "__main__":

@@ -85,6 +85,10 @@ class UnmockedInvoke(Exception):
     """The program called a data source the offline run cannot answer; answering {} would hide bugs."""
 
 
+class DuplicateUrn(pulumi.RunError):
+    """Two resources the engine would give one URN: `pulumi up` refuses the second; the mocks would not."""
+
+
 class _FakeCloud(pulumi.runtime.Mocks):
     def __init__(self, region: str) -> None:
         self.region = region
@@ -106,6 +110,9 @@ class _RecordingMonitor(mocks.MockMonitor):
         self.run = run
         self.lock = threading.Lock()
         self.thread_loops: set[asyncio.AbstractEventLoop] = set()
+        # The engine's URN carries every ancestor's type (`a$b$child`), the mocks' only the parent's.
+        self.engine_types: dict[str, str] = {}
+        self.engine_urns: set[str] = set()
 
     def _remember_thread_loop(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -113,7 +120,9 @@ class _RecordingMonitor(mocks.MockMonitor):
                 self.thread_loops.add(_ensure_event_loop())
 
     def RegisterResource(self, request: Any) -> Any:
+        engine_type = self._claim_urn(request)
         response = super().RegisterResource(request)
+        self.engine_types[response.urn] = engine_type
         self._remember_thread_loop()
         if request.type == STACK_TYPE:
             return response
@@ -135,6 +144,19 @@ class _RecordingMonitor(mocks.MockMonitor):
         with self.lock:
             self.run.resources.append(record)
         return response
+
+    def _claim_urn(self, request: Any) -> str:
+        """The engine's qualified type of the resource, after checking its URN is not taken."""
+        if request.type == STACK_TYPE:
+            return ""
+        parent = self.engine_types.get(request.parent)
+        engine_type = f"{parent}${request.type}" if parent else request.type
+        urn = f"urn:pulumi:{self.run.stack}::{settings.get_project()}::{engine_type}::{request.name}"
+        with self.lock:
+            if urn in self.engine_urns:
+                raise DuplicateUrn(f"Duplicate resource URN '{urn}'; every resource needs a unique name")
+            self.engine_urns.add(urn)
+        return engine_type
 
     def RegisterResourceOutputs(self, request: Any) -> Any:
         if "::" + STACK_TYPE + "::" in request.urn:
@@ -255,6 +277,9 @@ def run_stack(
             runpy.run_path(program, run_name="__main__")
 
         loop.run_until_complete(run_in_stack(run_program))
+    except BaseException:
+        _wind_down_failed_run(loop)
+        raise
     finally:
         _close_loops(loop, monitor)
     run.resources.sort(key=lambda r: r.urn)
@@ -279,6 +304,16 @@ def _clear_config_environment() -> None:
     """Config the engine would not pass must not leak in from the caller's shell."""
     for key in [k for k in os.environ if k.startswith("PULUMI_CONFIG")]:
         del os.environ[key]
+
+
+def _wind_down_failed_run(loop: asyncio.AbstractEventLoop) -> None:
+    """After the program failed, its other registrations are moot: cancel them, and do not report the
+    futures they leave failed ("Future exception was never retrieved"), so the one error is all the user sees."""
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.set_exception_handler(lambda _loop, _context: None)
 
 
 def _close_loops(loop: asyncio.AbstractEventLoop, monitor: _RecordingMonitor) -> None:

@@ -9,12 +9,12 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from stack_config.models import StackConfig
+from stack_config.models import Secrets, StackConfig
 from stack_config.rules import Problem, Sections, problems
 
 NAMESPACE = "swarm-cluster"
 REGION_KEY = "aws:region"
-SECRET_KEYS = frozenset({"registryHttpSecret"})
+SECRET_KEYS = frozenset(Secrets.model_fields)
 
 
 class ConfigError(Exception):
@@ -41,6 +41,7 @@ def load_stack_config(stack: str, raw: Mapping[str, Any], secret_keys: Collectio
             sections[key] = _validate(key, data[key]) if key in data else field.get_default(call_default_factory=True)
         except ValidationError as error:
             found += [_problem(e, prefix=(key,)) for e in error.errors()]
+    found += _secret_problems(raw)
     has_secret = f"{NAMESPACE}:registryHttpSecret" in raw
     known = Sections(**{k: sections.get(k) for k in Sections.__dataclass_fields__})
     found += [(_qualified(path), reason) for path, reason in problems(known, has_registry_secret=has_secret)]
@@ -63,6 +64,16 @@ def _plain_text_secrets(raw: Mapping[str, Any], secret_keys: Collection[str]) ->
         for full_key in sorted(f"{NAMESPACE}:{key}" for key in SECRET_KEYS)
         if full_key in raw and full_key not in secret_keys
     ]
+
+
+def _secret_problems(raw: Mapping[str, Any]) -> list[Problem]:
+    """Secrets arrive decrypted; their shape is checked like any value, but never quoted back."""
+    secrets = {key: raw[_qualified(key)] for key in SECRET_KEYS if _qualified(key) in raw}
+    try:
+        Secrets.model_validate(secrets)
+    except ValidationError as error:
+        return [_problem({**e, "input": "<secret>"}, prefix=()) for e in error.errors()]
+    return []
 
 
 def _validate(key: str, value: Any) -> Any:

@@ -1,191 +1,70 @@
 """Typed, validated stack configuration: one model per config key of the `swarm-cluster` namespace.
 
 Field names are the camelCase keys users write in `Pulumi.<stack>.yaml`; every model forbids unknown
-keys so a typo fails the run instead of silently falling back to a default.
+keys so a typo fails the run instead of silently falling back to a default. Every field's description
+is the user documentation: the README's configuration reference and the editor schema are generated
+from these models (`python3 dev.py docs`).
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from stack_config.instance_types import instance_type_problem
+from stack_config.fields import (
+    AmiId,
+    AvailabilityZone,
+    BucketName,
+    Cidr,
+    DnsName,
+    DrainWindow,
+    EnvironmentName,
+    EnvVarName,
+    GroupSize,
+    ImageRef,
+    InstanceType,
+    KmsKeyArn,
+    LabelKey,
+    LabelValue,
+    Name,
+    Percent,
+    Port,
+    Region,
+    RegistryImage,
+    RuleDescription,
+    SecretText,
+    SecurityGroupId,
+    SshPublicKey,
+    SubnetId,
+    TagKey,
+    TagValue,
+    VolumeSize,
+    VpcId,
+    ZoneId,
+)
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-def _matching(pattern: str, what: str) -> AfterValidator:
-    """A format check whose error says what is allowed in words, not as a regular expression."""
-
-    def check(value: str) -> str:
-        if not re.fullmatch(pattern, value):
-            raise ValueError(f"{value!r} is not valid; expected {what}")
-        return value
-
-    return AfterValidator(check)
-
-
-def _cidr(value: str) -> str:
-    try:
-        return str(ipaddress.ip_network(value, strict=True))
-    except ValueError as error:
-        raise ValueError(
-            f"{value!r} is not a CIDR block ({error}); use a network address such as 10.0.0.0/16"
-        ) from None
-
-
-def _tag_key(value: str) -> str:
-    if not 1 <= len(value) <= 128:
-        raise ValueError(f"tag key {value!r} has {len(value)} characters; AWS allows 1 to 128")
-    if value.lower().startswith("aws:"):
-        raise ValueError(f"tag key {value!r} uses the reserved 'aws:' prefix; choose another prefix")
-    # Nodes read their tags from instance metadata, which restricts the characters of tag keys.
-    if not re.fullmatch(r"[A-Za-z0-9+=.,_:@-]+", value) or value in (".", "..", "_index"):
-        raise ValueError(
-            f"tag key {value!r} cannot be exposed in instance metadata; use letters, digits and + - = . , _ : @"
-        )
-    return value
-
-
-def _tag_value(value: str) -> str:
-    if len(value) > 256:
-        raise ValueError(f"the value has {len(value)} characters; AWS tag values allow at most 256")
-    return value
-
-
-def _pinned(value: str) -> str:
-    if value.endswith(":latest"):
-        raise ValueError(f"{value!r} is not pinned; name a version tag so every node runs the same image")
-    return value
-
-
-def _environment(value: str) -> str:
-    # AWS names start with it: load balancer names may not start with "internal-", security groups with "sg-".
-    if value.startswith(("internal", "sg-")):
-        raise ValueError(f"{value!r} cannot start AWS resource names; avoid the prefixes 'internal' and 'sg-'")
-    return value
-
-
-def _instance_type(value: str) -> str:
-    problem = instance_type_problem(value)
-    if problem is not None:
-        raise ValueError(problem)
-    return value
-
-
-def _docker_label_key(value: str) -> str:
-    if value in ("docker.environment", "docker.role"):
-        raise ValueError(f"{value!r} is set from cluster.environment and the group's role; remove it")
-    return value
-
-
-Cidr = Annotated[str, AfterValidator(_cidr)]
-Name = Annotated[str, _matching(r"[a-z][a-z0-9-]{0,20}[a-z0-9]", "a name of 2-22 lower-case letters, digits or '-'")]
-AmiId = Annotated[str, _matching(r"ami-([0-9a-f]{8}|[0-9a-f]{17})", "an AMI id such as ami-0123456789abcdef0")]
-VpcId = Annotated[str, _matching(r"vpc-([0-9a-f]{8}|[0-9a-f]{17})", "a VPC id such as vpc-0123456789abcdef0")]
-SubnetId = Annotated[
-    str, _matching(r"subnet-([0-9a-f]{8}|[0-9a-f]{17})", "a subnet id such as subnet-0123456789abcdef0")
-]
-SecurityGroupId = Annotated[
-    str, _matching(r"sg-([0-9a-f]{8}|[0-9a-f]{17})", "a security group id such as sg-0123456789abcdef0")
-]
-ZoneId = Annotated[str, _matching(r"Z[A-Z0-9]{1,31}", "a Route53 hosted zone id such as Z0123456789ABCDEFGHIJ")]
-InstanceType = Annotated[
-    str,
-    _matching(r"[a-z][a-z0-9-]*\.[a-z0-9]+", "an EC2 instance type such as t3.medium or m6i.large"),
-    AfterValidator(_instance_type),
-]
-AvailabilityZone = Annotated[
-    str, _matching(r"[a-z]{2}(-[a-z]+)+-\d[a-z]", "an availability zone name such as eu-west-1a")
-]
-Region = Annotated[str, _matching(r"[a-z]{2}(-[a-z]+)+-\d", "an AWS region such as eu-west-1")]
-DnsName = Annotated[
-    str,
-    _matching(
-        r"(?=.{1,200}$)([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z0-9]",
-        "a lower-case DNS domain such as staging.example.internal",
-    ),
-]
-ImageRef = Annotated[
-    str,
-    _matching(
-        r"[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9][A-Za-z0-9._-]*",
-        "an image reference with a pinned tag such as registry:2.8.3 ('latest' is refused)",
-    ),
-    AfterValidator(_pinned),
-]
-# The rendered config.yml (S3 keys, objectacl, health checks) is written for distribution 2.8.
-RegistryImage = Annotated[
-    ImageRef, _matching(r"([a-z0-9._-]+/)*registry:2\.8\.[0-9]+", "a registry 2.8.x image such as registry:2.8.3")
-]
-EnvVarName = Annotated[
-    str, _matching(r"[A-Z][A-Z0-9_]*", "an environment variable name of upper-case letters, digits and '_'")
-]
-KmsKeyArn = Annotated[
-    str,
-    _matching(
-        r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+",
-        "a KMS key ARN such as arn:aws:kms:eu-west-1:123456789012:key/<key id> (IAM cannot grant use of an alias)",
-    ),
-]
-SshPublicKey = Annotated[
-    str,
-    _matching(
-        r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,2}( [^\n]*)?",
-        "an OpenSSH public key line (ssh-ed25519, ssh-rsa or ecdsa-sha2-*)",
-    ),
-]
-BucketName = Annotated[
-    str,
-    _matching(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "an S3 bucket name of 3-63 lower-case letters, digits, '.' or '-'"),
-]
-DeviceName = Annotated[
-    str, _matching(r"/dev/(sd[a-z]1?|xvd[a-z])", "a root device name such as /dev/sda1 or /dev/xvda")
-]
-TagKey = Annotated[str, AfterValidator(_tag_key)]
-TagValue = Annotated[str, AfterValidator(_tag_value)]
-LabelKey = Annotated[
-    str,
-    _matching(r"docker\.[a-z0-9][a-z0-9.-]*[a-z0-9]", "a lower-case docker.* label key such as docker.tier"),
-    AfterValidator(_docker_label_key),
-]
-LabelValue = Annotated[
-    str, _matching(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", "a label value of 1-63 letters, digits, '.', '_' or '-'")
-]
-RuleDescription = Annotated[
-    str,
-    _matching(
-        r"[A-Za-z0-9. _:/()#,@\[\]+=&;{}!$*-]{1,255}",
-        "a description AWS accepts: 1-255 of letters, digits, spaces and . _ - : / ( ) # , @ [ ] + = & ; { } ! $ *",
-    ),
-]
-EnvironmentName = Annotated[Name, AfterValidator(_environment)]
-Port = Annotated[int, Field(ge=1, le=65535)]
-Percent = Annotated[int, Field(ge=1, le=100)]
-VolumeSize = Annotated[int, Field(ge=8, le=16384)]
-GroupSize = Annotated[int, Field(ge=0, le=100)]
-# Upper bound: a refresh waits this long per batch, and the termination hook's global timeout (100 heartbeat
-# timeouts) must leave room for it.
-DrainWindow = Annotated[int, Field(ge=30, le=3600)]
-
-
 class Subnet(Strict):
-    id: SubnetId
-    availabilityZone: AvailabilityZone
-    cidr: Cidr
+    id: SubnetId = Field(description="Id of an existing private subnet.")
+    availabilityZone: AvailabilityZone = Field(description="The subnet's availability zone.")
+    cidr: Cidr = Field(description="The subnet's CIDR block; it must lie inside `vpcCidr`.")
 
 
 class Network(Strict):
-    """The existing VPC the cluster runs in; nodes live in its private subnets."""
-
-    vpcId: VpcId
-    vpcCidr: Cidr
-    subnets: list[Subnet] = Field(min_length=2)
+    vpcId: VpcId = Field(description="Existing VPC id.")
+    vpcCidr: Cidr = Field(description="The VPC's CIDR block; every subnet must lie inside it.")
+    subnets: list[Subnet] = Field(
+        min_length=2,
+        description=(
+            "Private subnets, one per availability zone; every group spans all of them. "
+            "A highly available cluster needs subnets in at least 3 zones."
+        ),
+    )
 
     @property
     def availability_zones(self) -> set[str]:
@@ -193,87 +72,150 @@ class Network(Strict):
 
 
 class Dns(Strict):
-    """Private Route53 zone for internal names (consul.<zone>, docker.<zone>, swarm.<zone>)."""
-
-    internalZone: DnsName
-    existingZoneId: ZoneId | None = None
+    internalZone: DnsName = Field(
+        description="Private domain for the `consul.`, `docker.` and `swarm.` names, e.g. `staging.example.internal`."
+    )
+    existingZoneId: ZoneId | None = Field(
+        None, description="Use this existing private hosted zone instead of creating one."
+    )
 
 
 class Access(Strict):
-    """Who may reach the cluster's administrative ports. Empty lists mean nobody."""
-
-    adminCidrs: list[Cidr] = Field(default_factory=list)
-    adminSecurityGroupIds: list[SecurityGroupId] = Field(default_factory=list)
-    sshCidrs: list[Cidr] = Field(default_factory=list)
-    sshAuthorizedKeys: list[SshPublicKey] = Field(default_factory=list)
-    ssmSessionManager: bool = False
+    adminCidrs: list[Cidr] = Field(
+        default_factory=list,
+        description=(
+            "Who may reach the Swarm manager API (4000), Consul (8500) and the registry (5000). `0.0.0.0/0` is refused."
+        ),
+    )
+    adminSecurityGroupIds: list[SecurityGroupId] = Field(
+        default_factory=list,
+        description="Security groups (e.g. a bastion's or CI runners') allowed the same as `adminCidrs`.",
+    )
+    sshCidrs: list[Cidr] = Field(
+        default_factory=list,
+        description="Who may reach SSH (22) on every host (Swarm nodes, Consul, registry). Empty: SSH closed.",
+    )
+    sshAuthorizedKeys: list[SshPublicKey] = Field(
+        default_factory=list,
+        description="OpenSSH public keys installed for the `rancher` user; password logins stay disabled.",
+    )
+    ssmSessionManager: bool = Field(
+        False,
+        description="Attach `AmazonSSMManagedInstanceCore` to every host role (needs an SSM agent on the image).",
+    )
 
 
 class RancherOS(Strict):
-    amiId: AmiId
-    kmsKeyArn: KmsKeyArn | None = None
+    amiId: AmiId = Field(
+        description="RancherOS 1.5.x HVM AMI of the region; looked up at plan time for its root device name."
+    )
+    kmsKeyArn: KmsKeyArn | None = Field(
+        None,
+        description=(
+            "KMS key (key ARN, not alias) for EBS volumes and the registry bucket and its objects; "
+            "without it the account's default EBS key and S3-managed keys (SSE-S3)."
+        ),
+    )
 
 
 class Swarm(Strict):
-    image: ImageRef = "swarm:1.2.9"
+    image: ImageRef = Field("swarm:1.2.9", description="Classic Swarm image every node runs.")
 
 
 class Consul(Strict):
-    image: ImageRef = "hashicorp/consul:1.20.2"
-    serverCount: Annotated[int, Field(ge=1, le=7)] = 3
-    instanceType: InstanceType = "t3.small"
-    rootVolumeSizeGb: VolumeSize = 20
+    image: ImageRef = Field("hashicorp/consul:1.20.2", description="Consul server image.")
+    serverCount: Annotated[int, Field(ge=1, le=7)] = Field(
+        3, description="Number of Consul servers: odd, at least 3 with `highAvailability`."
+    )
+    instanceType: InstanceType = Field(
+        "t3.small", description="Instance type of the servers (see [Instance types](#instance-types))."
+    )
+    rootVolumeSizeGb: VolumeSize = Field(
+        20, description="Root volume size in GiB (Consul's data lives there and is replicated across servers)."
+    )
 
 
 class Registry(Strict):
-    image: RegistryImage = "registry:2.8.3"
-    replicas: Annotated[int, Field(ge=1, le=5)] = 1
-    instanceType: InstanceType = "t3.small"
-    port: Port = 5000
-    rootVolumeSizeGb: VolumeSize = 20
-    bucketName: BucketName
+    image: RegistryImage = Field(
+        "registry:2.8.3", description="Registry image (the rendered `config.yml` is written for distribution 2.8)."
+    )
+    replicas: Annotated[int, Field(ge=1, le=5)] = Field(
+        1, description="Registry hosts. More than one needs `registryHttpSecret`."
+    )
+    instanceType: InstanceType = Field(
+        "t3.small", description="Instance type of the registry hosts (see [Instance types](#instance-types))."
+    )
+    port: Port = Field(5000, description="Port of `docker.<zone>`.")
+    rootVolumeSizeGb: VolumeSize = Field(20, description="Root volume size of the registry hosts in GiB.")
+    bucketName: BucketName = Field(
+        description="Name of the S3 bucket the program creates for the images (globally unique)."
+    )
 
 
 class TagVariable(Strict):
-    """An instance tag whose value becomes an environment variable on every node."""
-
-    tag: TagKey
-    variable: EnvVarName
-    value: TagValue
+    tag: TagKey = Field(description="Tag key carried by every node, e.g. `example.db.host`.")
+    variable: EnvVarName = Field(description="Environment variable it becomes on every node, e.g. `DB_HOST`.")
+    value: TagValue = Field(description="The value.")
 
 
 class Ingress(Strict):
-    """A port a group exposes beyond the cluster, e.g. 80/443 on the frontend."""
-
-    port: Port
-    protocol: Literal["tcp", "udp"] = "tcp"
-    cidrs: list[Cidr] = Field(min_length=1)
-    description: RuleDescription
+    port: Port = Field(description="Port opened on the group's security group.")
+    protocol: Literal["tcp", "udp"] = Field("tcp", description="Protocol of the port.")
+    cidrs: list[Cidr] = Field(
+        min_length=1,
+        description=(
+            "Who may connect. Cluster ports (22, 2375, 2376, 4000, 4789, 5000, 7946, 8300-8302, 8500) "
+            "may not be opened to the whole internet."
+        ),
+    )
+    description: RuleDescription = Field(description="Description of the security group rule.")
 
 
 class Scaling(Strict):
-    cpuTargetPercent: Percent = 60
-    disableScaleIn: bool = False
+    cpuTargetPercent: Percent = Field(60, description="Average CPU the group's target tracking keeps.")
+    disableScaleIn: bool = Field(
+        False, description="Only scale out (for groups whose nodes should not be removed by load)."
+    )
 
 
 class NodeGroup(Strict):
-    name: Name
-    role: Name
-    swarmManager: bool = False
-    instanceType: InstanceType
-    minSize: GroupSize
-    desiredCapacity: GroupSize
-    maxSize: Annotated[int, Field(ge=1, le=100)]
-    rootVolumeSizeGb: VolumeSize = 30
-    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
-    ingress: list[Ingress] = Field(default_factory=list)
-    scaling: Scaling = Field(default_factory=Scaling)
-    minHealthyPercentage: Annotated[int, Field(ge=0, le=100)] = 90
-    protectFromScaleIn: bool | None = None
+    name: Name = Field(
+        description=(
+            "Unique group name; AWS names are `<environment>-<name>`. Names starting with `cluster`, `nodes`, "
+            "`consul`, `registry` or `swarm` are reserved."
+        )
+    )
+    role: Name = Field(description="The `docker.role` engine label (`constraint:docker.role==web`).")
+    swarmManager: bool = Field(
+        False,
+        description="Run `swarm manage` too; one group has it, with a fixed odd size, behind `swarm.<zone>:4000`.",
+    )
+    instanceType: InstanceType = Field(
+        description="EC2 instance type of the group's nodes (see [Instance types](#instance-types))."
+    )
+    minSize: GroupSize = Field(description="Minimum instances.")
+    desiredCapacity: GroupSize = Field(description="Initial instances; `minSize <= desiredCapacity <= maxSize`.")
+    maxSize: Annotated[int, Field(ge=1, le=100)] = Field(
+        description="Maximum instances. CPU target tracking is created only when `minSize < maxSize`."
+    )
+    rootVolumeSizeGb: VolumeSize = Field(30, description="Encrypted gp3 root volume size in GiB.")
+    labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict,
+        description="Extra engine labels (e.g. `docker.tier: edge`), also put on the nodes as tags.",
+    )
+    ingress: list[Ingress] = Field(default_factory=list, description="Ports opened beyond the cluster, e.g. 80/443.")
+    scaling: Scaling = Field(default_factory=Scaling, description="CPU target tracking of an autoscaled group.")
+    minHealthyPercentage: Annotated[int, Field(ge=0, le=100)] = Field(
+        90,
+        description="Share kept in service during an instance refresh; `100` launches replacements first.",
+    )
+    protectFromScaleIn: bool | None = Field(
+        None, description="Protect instances from scale-in. Unset: `true` for the manager group, `false` otherwise."
+    )
     drainWindowSeconds: DrainWindow = Field(
         300,
         description="Longest a terminating node waits for Swarm to restart its rescheduled containers elsewhere "
-        "before it stops them (30-3600 s); part of every scale-in and instance refresh.",
+        'before it stops them; part of every scale-in and instance refresh (see "Draining nodes").',
     )
 
     @property
@@ -286,22 +228,63 @@ class NodeGroup(Strict):
 
 
 class Cluster(Strict):
-    environment: EnvironmentName
-    highAvailability: bool
+    environment: EnvironmentName = Field(
+        description="Environment name: the `docker.environment` label and the prefix of every AWS name."
+    )
+    highAvailability: bool = Field(
+        description=(
+            "Enforce high availability: at least 3 Consul servers and 3 managers, subnets in at least 3 zones, "
+            "registry bucket protected from deletion. Must be `true` for `production`."
+        )
+    )
 
 
 class StackConfig(Strict):
-    """Everything under the `swarm-cluster:` namespace of one stack file."""
+    """Everything under the `swarm-cluster:` namespace of one stack file, and the region."""
 
-    region: Region  # read from `aws:region`, so the provider and the program cannot disagree
-    cluster: Cluster
-    network: Network
-    dns: Dns
-    access: Access = Field(default_factory=Access)
-    rancheros: RancherOS
-    swarm: Swarm = Field(default_factory=Swarm)
-    consul: Consul = Field(default_factory=Consul)
-    registry: Registry
-    tagVariables: list[TagVariable] = Field(default_factory=list)
-    tags: dict[TagKey, TagValue] = Field(default_factory=dict)
-    nodeGroups: list[NodeGroup] = Field(min_length=1)
+    region: Region = Field(
+        description="AWS region of the stack; the program uses the provider's region, so they cannot differ."
+    )
+    cluster: Cluster = Field(description="The environment this stack runs.")
+    network: Network = Field(description="The existing VPC the cluster runs in; nodes live in its private subnets.")
+    dns: Dns = Field(description="Private Route53 zone for internal names (`consul.`, `docker.`, `swarm.`).")
+    access: Access = Field(
+        default_factory=Access,
+        description="Who may reach the cluster's administrative ports. Empty lists mean nobody.",
+    )
+    rancheros: RancherOS = Field(description="The host operating system image and the encryption of its volumes.")
+    swarm: Swarm = Field(default_factory=Swarm, description="The classic Swarm agent and manager.")
+    consul: Consul = Field(
+        default_factory=Consul, description="Consul servers: Swarm discovery and the overlay networks' store."
+    )
+    registry: Registry = Field(description="The private Docker registry (`docker.<zone>`), storing images in S3.")
+    tagVariables: list[TagVariable] = Field(
+        default_factory=list,
+        description="Instance tags whose values become environment variables on every node.",
+    )
+    tags: dict[TagKey, TagValue] = Field(
+        default_factory=dict,
+        description=(
+            "Tags put on every AWS resource and propagated to instances by the autoscaling groups (cost allocation, "
+            'ownership); editing them replaces no instance (see "Cost tags never roll a group"). '
+            "`Name`, `cluster.component` and `docker.*` keys are set by the program."
+        ),
+    )
+    nodeGroups: list[NodeGroup] = Field(
+        min_length=1, description="The Swarm node groups, one autoscaling group each; exactly one is the manager group."
+    )
+
+
+class Secrets(Strict):
+    """Keys set with `pulumi config set --secret`: the stack file holds only their ciphertext."""
+
+    registryHttpSecret: SecretText | None = Field(
+        None,
+        description=(
+            "Shared `http.secret` of the registry replicas; required when `registry.replicas` > 1. "
+            'Set it encrypted: `pulumi config set --secret swarm-cluster:registryHttpSecret "$(openssl rand -hex 32)"` '
+            "(a `secure:` value), or an `fn::secret` value under `pulumiConfig` of a Pulumi ESC environment the "
+            "stack imports. A plain-text value is a config error, so a literal never reaches the state, the preview "
+            "or a plan artifact; offline, the plan renders a placeholder in its place."
+        ),
+    )
