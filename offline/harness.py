@@ -307,12 +307,9 @@ def _clear_config_environment() -> None:
 
 
 def _wind_down_failed_run(loop: asyncio.AbstractEventLoop) -> None:
-    """After the program failed, its other registrations are moot: cancel them, and do not report the
-    futures they leave failed ("Future exception was never retrieved"), so the one error is all the user sees."""
-    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
-    for task in pending:
-        task.cancel()
-    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    """After the program failed, its other registrations are moot: do not report the tasks and futures
+    they leave behind ("Task was destroyed but it is pending!", "Future exception was never retrieved"),
+    so the one error raised is all the user sees."""
     loop.set_exception_handler(lambda _loop, _context: None)
 
 
