@@ -107,7 +107,9 @@ def docs(args: list[str]) -> int:
 # One row per command; the usage text is built from this table.
 COMMANDS = {
     "plan": Command(
-        plan, "[STACK | --stack STACK] [--json] [--out DIR]", "offline plan of one stack (default: staging)"
+        plan,
+        "[STACK | --stack STACK] [--json] [--out DIR | --against REF]",
+        "offline plan of one stack (default: staging); with --against, what changes since a git ref",
     ),
     "test": Command(test, "[PYTEST ARGS...]", "lint, type check and the whole test suite"),
     "golden": Command(golden, "", "regenerate tests/golden from both stacks"),

@@ -1,6 +1,6 @@
 """Offline plan: run the real program for one stack against Pulumi's mocks and show what it declares.
 
-    python3 dev.py plan [STACK | --stack STACK | -s STACK] [--json] [--out DIR]
+    python3 dev.py plan [STACK | --stack STACK | -s STACK] [--json] [--out DIR | --against REF]
 
 Exit status: 0 planned, 2 the stack configuration is invalid, 1 the program failed.
 """
@@ -30,6 +30,10 @@ OFFLINE_NOTICE = (
 
 def main(argv: list[str] | None = None, project_dir: Path = PROJECT_ROOT) -> int:
     options = parse_options(argv)
+    if options.against:
+        from offline.compare import against  # imports this module: loaded only when asked for
+
+        return against(options.stack, options.against, as_json=options.json, project_dir=project_dir)
     out = options.out or project_dir / "build" / "plan" / options.stack
     owned = options.out is None
     started = time.perf_counter()
@@ -72,6 +76,8 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     if options.stack and options.stack_option and options.stack != options.stack_option:
         parser.error(f"two stacks given: {options.stack} and --stack {options.stack_option}")
     options.stack = options.stack or options.stack_option or DEFAULT_STACK
+    if options.against and options.out:
+        parser.error("--out writes the artifacts of one plan; --against compares two and writes none")
     return options
 
 
@@ -86,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--out", type=Path, metavar="DIR", help="folder for rendered artifacts (default build/plan/<stack>)"
+    )
+    parser.add_argument(
+        "--against",
+        metavar="REF",
+        help="compare with the program at git ref REF (e.g. main): changed resources, groups that roll, warnings",
     )
     return parser
 

@@ -130,6 +130,12 @@ def test_preview_job(pr: dict[str, Any]) -> None:
     assert preview["with"]["stack-name"] == "${{ matrix.stack }}"
     assert preview["with"]["comment-on-pr"] is True
     assert preview["with"]["policyPacks"] == "policies"
+    assert preview["with"]["diff"] is True
+    [checkout] = using(job, "actions/checkout")
+    assert checkout["with"]["fetch-depth"] == 0, "the base branch is needed for the offline comparison"
+    [report] = [s for s in steps(job) if "--against" in str(s.get("run", ""))]
+    assert 'python3 dev.py plan "$STACK" --against "origin/$BASE_REF"' in report["run"]
+    assert report["env"]["STACK"] == "${{ matrix.stack }}" and report["env"]["BASE_REF"] == "${{ github.base_ref }}"
     order = steps(job)
     assert order.index(install) < order.index(credentials) < order.index(preview)
     assert any(s.get("working-directory") == "policies" and s.get("run") == "pulumi install" for s in order)
