@@ -22,12 +22,17 @@ class RefreshShape:
     min_healthy: int  # percent of the group kept in service
     max_healthy: int  # percent the group may grow to while replacing
     warmup_seconds: int
-    drain_seconds: int = 0  # a termination lifecycle hook's heartbeat timeout: the longest a drain can hold
+    drain_seconds: int = 0  # the longest a termination lifecycle hook holds each replaced instance
+
+    @property
+    def launch_first(self) -> bool:
+        """Room above 100% lets Auto Scaling start replacements before it terminates anything."""
+        return self.max_healthy > 100
 
     @property
     def batch(self) -> int:
         """Instances replaced at once; Auto Scaling always replaces at least one."""
-        if self.min_healthy >= 100:  # launch before terminating, within the headroom above 100%
+        if self.launch_first:
             return max(1, self.instances * (self.max_healthy - 100) // 100)
         return max(1, self.instances - math.ceil(self.instances * self.min_healthy / 100))
 
@@ -42,10 +47,10 @@ class RefreshShape:
     @property
     def outage(self) -> bool:
         """Every instance is out of service at once: stopped before any replacement starts."""
-        return self.min_healthy < 100 and self.batch >= self.instances
+        return not self.launch_first and self.batch >= self.instances
 
     def how(self) -> str:
-        if self.min_healthy >= 100:
+        if self.launch_first:
             order = "new instances in service before old ones stop"
         elif self.outage:
             order = "every instance stopped before its replacement starts: an outage"

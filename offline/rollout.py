@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from components.node_drain import DRAIN_WINDOW_TAG
 from offline.diff import GROUP, TEMPLATE, ResourceDiff, new_version, top_key
 from offline.refresh_time import RefreshShape
 
@@ -106,6 +107,9 @@ def _roll(group: Record, reasons: tuple[str, ...], head: Sequence[Record]) -> Gr
 
 
 def _drain_seconds(group: Record, head: Sequence[Record]) -> int:
+    """The group's drain window; else the longest a termination hook holds a silent instance."""
+    if (window := _tags(group["inputs"]).get(DRAIN_WINDOW_TAG)) is not None:
+        return int(window)
     name = group["inputs"]["name"]
     hooks = [r["inputs"] for r in head if r["type"] == HOOK and r["inputs"].get("autoscalingGroupName") == name]
     hooks += group["inputs"].get("initialLifecycleHooks", [])

@@ -12,8 +12,10 @@ import pytest
 import yaml
 
 from offline.compare import compare, render
+from offline.refresh_time import BOOT_SECONDS
 from offline.stack_files import SECRET_PLACEHOLDER
-from tests.test_program import _project_copy
+from tests.conftest import recorded
+from tests.plan_runs import project_copy
 
 GROUP = "aws:autoscaling/group:Group"
 TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
@@ -27,7 +29,7 @@ def _git(project: Path, *args: str) -> str:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A one-commit repository holding the program as it is now."""
-    copy = _project_copy(tmp_path / "repo")
+    copy = project_copy(tmp_path / "repo")
     _git(copy, "init", "-q", "-b", "main")
     _git(copy, "add", "-A")
     _git(copy, "commit", "-q", "-m", "base")
@@ -48,7 +50,7 @@ def _actions(report: dict[str, Any]) -> dict[tuple[str, str], str]:
 def test_a_clean_tree_against_head_changes_nothing(project: Path) -> None:
     report = compare("staging", "HEAD", project)
     assert report["resources"] == [] and report["rollout"] == [] and report["warnings"] == []
-    assert report["summary"]["unchanged"] == 115
+    assert report["summary"]["unchanged"] == len(recorded("staging").resources)
     assert "no instance is replaced" in render(report)
 
 
@@ -67,11 +69,11 @@ def test_an_instance_type_change_rolls_that_group_and_only_it(project: Path) -> 
     [roll] = report["rollout"]
     assert roll["group"] == "staging-web" and roll["reasons"] == ["new launch template version (instanceType)"]
     assert (roll["instances"], roll["maxInstances"], roll["minHealthyPercentage"]) == (1, 3, 90)
-    assert roll["estimatedSeconds"][0] > 0 and roll["estimatedSeconds"][1] == 3 * roll["estimatedSeconds"][0]
-    assert report["warnings"] == [
-        "GROUP OUTAGE: staging-web has 1 instance(s), all stopped before their replacements start: the cluster "
-        "loses the containers of this group until the new ones have booted"
-    ]
+    assert roll["how"] == "one at a time, new instances in service before old ones stop"
+    assert roll["drainSeconds"] > 0, "the group's drain window holds each replaced instance"
+    per_instance = BOOT_SECONDS + roll["instanceWarmupSeconds"] + roll["drainSeconds"]
+    assert roll["estimatedSeconds"] == [per_instance, 3 * per_instance]
+    assert report["warnings"] == []
 
 
 def test_a_cost_tag_edit_rolls_nothing(project: Path) -> None:
@@ -118,7 +120,7 @@ def test_cli_json_and_unknown_ref(project: Path) -> None:
     command = [sys.executable, "-m", "offline.plan", "staging", "--against"]
     result = subprocess.run([*command, "HEAD", "--json"], cwd=project, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["summary"]["unchanged"] == 115
+    assert json.loads(result.stdout)["summary"]["unchanged"] == len(recorded("staging").resources)
     missing = subprocess.run([*command, "no-such-ref"], cwd=project, capture_output=True, text=True, timeout=300)
     assert missing.returncode == 2
     assert missing.stderr.strip() == "error: no-such-ref is not a commit of this repository"
