@@ -1,0 +1,183 @@
+"""FakeConsul: the parts of Consul's HTTP API the agents use.
+
+    with FakeConsul(leader="10.30.0.10:8300", peers=[...]) as consul:
+        env = {"CONSUL_HTTP_ADDR": consul.url}
+        consul.kv["docker/nodes/10.30.1.23:2375"] = b"10.30.1.23:2375"
+        consul.set_leader(None)                 # no leader: /v1/status/leader answers ""
+        consul.set_leader("10.30.0.11:8300")    # a leader change
+
+- KV (`/v1/kv/<key>`): GET (one key, `?recurse`, `?keys` with `separator`, `?raw`), PUT (`?cas=<index>`,
+  0 = only if absent), DELETE (`?recurse`). Every write bumps a global index like raft's; entries carry
+  CreateIndex/ModifyIndex. `kv` is a plain dict the test can read and change.
+- Status: `/v1/status/leader`, `/v1/status/peers`.
+- Snapshots: GET `/v1/snapshot` returns the KV store as bytes (a gzip'd JSON document with a magic
+  header, standing in for Consul's tar archive) and counts in `snapshots_taken`; without a leader it
+  answers 500 "No cluster leader" like Consul. PUT `/v1/snapshot` with such bytes replaces the whole
+  KV store (`restores` records it); anything else answers 500 like Consul's failed restore and leaves
+  the store alone.
+- Autopilot: GET/PUT `/v1/operator/autopilot/configuration` (`autopilot` dict, Consul's defaults).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from typing import Any
+
+from tests.fakes.server import FakeServer, Reply, Request
+
+SNAPSHOT_MAGIC = b"fake-consul-snapshot\n"
+AUTOPILOT_DEFAULTS: dict[str, Any] = {
+    "CleanupDeadServers": True,
+    "LastContactThreshold": "200ms",
+    "MaxTrailingLogs": 250,
+    "MinQuorum": 0,
+    "ServerStabilizationTime": "10s",
+    "RedundancyZoneTag": "",
+    "DisableUpgradeMigration": False,
+    "UpgradeVersionTag": "",
+    "CreateIndex": 4,
+    "ModifyIndex": 4,
+}
+
+
+def snapshot_of(kv: dict[str, bytes]) -> bytes:
+    """The bytes FakeConsul serves for a store holding `kv` (tests build "old" snapshots with it)."""
+    document = {key: base64.b64encode(value).decode() for key, value in sorted(kv.items())}
+    return SNAPSHOT_MAGIC + gzip.compress(json.dumps(document).encode())
+
+
+def kv_of(snapshot: bytes) -> dict[str, bytes]:
+    """The store a snapshot holds; ValueError when the bytes are not one."""
+    if not snapshot.startswith(SNAPSHOT_MAGIC):
+        raise ValueError("not a snapshot")
+    try:
+        document = json.loads(gzip.decompress(snapshot[len(SNAPSHOT_MAGIC) :]))
+    except (OSError, EOFError, json.JSONDecodeError) as error:
+        raise ValueError(f"corrupt snapshot: {error}") from error
+    return {key: base64.b64decode(value) for key, value in document.items()}
+
+
+class FakeConsul(FakeServer):
+    def __init__(
+        self,
+        *,
+        leader: str | None = "10.30.0.10:8300",
+        peers: list[str] | None = None,
+        kv: dict[str, bytes] | None = None,
+    ) -> None:
+        super().__init__()
+        self.leader = leader
+        self.peers = peers if peers is not None else ([leader] if leader else [])
+        self.kv: dict[str, bytes] = dict(kv or {})
+        self.index = 10
+        self._indexes: dict[str, tuple[int, int]] = {key: (self.index, self.index) for key in self.kv}
+        self.autopilot: dict[str, Any] = dict(AUTOPILOT_DEFAULTS)
+        self.snapshots_taken = 0
+        self.restores: list[dict[str, bytes]] = []
+
+    def set_leader(self, leader: str | None) -> None:
+        with self.lock:
+            self.leader = leader
+
+    def handle(self, request: Request) -> Reply:
+        path = request.path
+        if path.startswith("/v1/kv/"):
+            return self._kv(request, path[len("/v1/kv/") :])
+        if path == "/v1/status/leader":
+            return Reply.json(self.leader or "")
+        if path == "/v1/status/peers":
+            return Reply.json(self.peers)
+        if path == "/v1/snapshot":
+            return self._snapshot(request)
+        if path == "/v1/operator/autopilot/configuration":
+            return self._autopilot(request)
+        return Reply.text(f"no handler for {request.method} {path}", 404)
+
+    def _bump(self, key: str) -> None:
+        self.index += 1
+        created = self._indexes.get(key, (self.index, self.index))[0]
+        self._indexes[key] = (created, self.index)
+
+    def _entry(self, key: str) -> dict[str, Any]:
+        created, modified = self._indexes.get(key, (self.index, self.index))
+        value = self.kv[key]
+        return {
+            "Key": key,
+            "Value": base64.b64encode(value).decode() if value else None,
+            "Flags": 0,
+            "CreateIndex": created,
+            "ModifyIndex": modified,
+            "LockIndex": 0,
+        }
+
+    def _kv(self, request: Request, key: str) -> Reply:
+        query = request.query
+        if request.method == "GET":
+            return self._kv_get(key, query)
+        if request.method == "PUT":
+            if "cas" in query:
+                expected = int(query["cas"])
+                current = self._indexes[key][1] if key in self.kv else 0
+                if expected != current:
+                    return Reply.json(False)
+            self.kv[key] = request.body
+            self._bump(key)
+            return Reply.json(True)
+        if request.method == "DELETE":
+            doomed = [k for k in self.kv if k.startswith(key)] if "recurse" in query else [key]
+            for k in doomed:
+                self.kv.pop(k, None)
+                self._indexes.pop(k, None)
+            self.index += 1
+            return Reply.json(True)
+        return Reply.text("method not allowed", 405)
+
+    def _kv_get(self, key: str, query: dict[str, str]) -> Reply:
+        headers = {"X-Consul-Index": str(self.index)}
+        if "keys" in query:
+            separator = query.get("separator", "")
+            found: set[str] = set()
+            for k in self.kv:
+                if k.startswith(key):
+                    cut = k.find(separator, len(key)) if separator else -1
+                    found.add(k if cut < 0 else k[: cut + len(separator)])
+            reply = Reply.json(sorted(found)) if found else Reply(404)
+        elif "recurse" in query:
+            entries = [self._entry(k) for k in sorted(self.kv) if k.startswith(key)]
+            reply = Reply.json(entries) if entries else Reply(404)
+        elif key not in self.kv:
+            reply = Reply(404)
+        elif "raw" in query:
+            reply = Reply(200, self.kv[key])
+        else:
+            reply = Reply.json([self._entry(key)])
+        reply.headers.update(headers)
+        return reply
+
+    def _snapshot(self, request: Request) -> Reply:
+        if request.method == "GET":
+            if not self.leader and "stale" not in request.query:
+                return Reply.text("No cluster leader", 500)
+            self.snapshots_taken += 1
+            return Reply(200, snapshot_of(self.kv), {"X-Consul-Index": str(self.index)})
+        if request.method == "PUT":
+            try:
+                restored = kv_of(request.body)
+            except ValueError as error:
+                return Reply.text(f"failed to read snapshot: {error}", 500)
+            self.kv = restored
+            self.index += 1
+            self._indexes = {key: (self.index, self.index) for key in restored}
+            self.restores.append(dict(restored))
+            return Reply(200)
+        return Reply.text("method not allowed", 405)
+
+    def _autopilot(self, request: Request) -> Reply:
+        if request.method == "PUT":
+            self.autopilot.update(request.json() or {})
+            self.index += 1
+            self.autopilot["ModifyIndex"] = self.index
+            return Reply.json(True)
+        return Reply.json(self.autopilot)
