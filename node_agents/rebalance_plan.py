@@ -100,7 +100,7 @@ def plan(nodes: Iterable[Node], containers: Iterable[Container], policy: Policy,
     state = _State({n.id: n for n in nodes}, list(containers))
     moves: list[Move] = []
     while len(moves) < policy.max_moves:
-        move = next(_candidates(state, policy), None)
+        move = next(iter(_candidates(state, policy)), None)
         if move is None:
             break
         moves.append(move)
