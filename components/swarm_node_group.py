@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -17,6 +18,7 @@ from components.node_drain import lifecycle_statement, termination_hook
 from components.rancheros_fleet import FleetSize, RancherOSFleet, RancherOSFleetArgs, RootVolume
 from components.security_rules import SSH_PORT, allow
 from components.user_data import rendered
+from node_agents import capacity
 from rendering.swarm_node import SwarmNodeSpec, render_swarm_node
 from stack_config.models import NodeGroup
 
@@ -97,14 +99,17 @@ class SwarmNodeGroup(pulumi.ComponentResource):
                 protect_from_scale_in=group.scale_in_protected,
                 target_group_arns=[endpoint.target_group_arn] if endpoint else [],
                 autoscaled=group.autoscaled,
-                policy_statements=[lifecycle_statement(name, cluster.partition, cluster.region, cluster.account_id)],
+                policy_statements=[
+                    lifecycle_statement(name, cluster.partition, cluster.region, cluster.account_id),
+                    *([metric_statement(cluster.environment)] if group.swarmManager else []),
+                ],
                 drain_window_seconds=group.drainWindowSeconds,
             ),
             child,
         )
         termination_hook(name, fleet.autoscaling_group_name, child)
         if group.autoscaled:
-            self._cpu_target_tracking(name, group, fleet, child)
+            self._target_tracking(name, group, cluster, fleet, child)
         self.autoscaling_group_name = fleet.autoscaling_group_name
         self.launch_template_id = fleet.launch_template_id
         self.launch_template_version = fleet.launch_template_version
@@ -194,25 +199,60 @@ class SwarmNodeGroup(pulumi.ComponentResource):
             child,
         )
 
-    def _cpu_target_tracking(
-        self, name: str, group: NodeGroup, fleet: RancherOSFleet, child: pulumi.ResourceOptions
+    def _target_tracking(
+        self,
+        name: str,
+        group: NodeGroup,
+        cluster: SwarmClusterContext,
+        fleet: RancherOSFleet,
+        child: pulumi.ResourceOptions,
     ) -> None:
-        aws.autoscaling.Policy(
-            f"{name}-cpu",
-            aws.autoscaling.PolicyArgs(
-                name=f"{name}-cpu-target",
-                autoscaling_group_name=fleet.autoscaling_group_name,
-                policy_type="TargetTrackingScaling",
-                target_tracking_configuration=aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
-                    predefined_metric_specification=aws.autoscaling.PolicyTargetTrackingConfigurationPredefinedMetricSpecificationArgs(
-                        predefined_metric_type="ASGAverageCPUUtilization"
-                    ),
-                    target_value=float(group.scaling.cpuTargetPercent),
-                    disable_scale_in=group.scaling.disableScaleIn,
-                ),
+        """CPU, and beside it the capacity reservation: the group scales out when either policy asks and in only
+        when both agree (AWS target tracking with several policies), so containers that reserve much and burn
+        little still get nodes."""
+        tracking = aws.autoscaling.PolicyTargetTrackingConfigurationArgs
+        predefined = aws.autoscaling.PolicyTargetTrackingConfigurationPredefinedMetricSpecificationArgs
+        customized = aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationArgs
+        dimension = aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricDimensionArgs
+        policies = {
+            "cpu": tracking(
+                predefined_metric_specification=predefined(predefined_metric_type="ASGAverageCPUUtilization"),
+                target_value=float(group.scaling.cpuTargetPercent),
+                disable_scale_in=group.scaling.disableScaleIn,
             ),
-            child,
-        )
+            "reservation": tracking(
+                customized_metric_specification=customized(
+                    namespace=capacity.namespace(cluster.environment),
+                    metric_name=capacity.METRIC_NAME,
+                    metric_dimensions=[dimension(name=capacity.DIMENSION, value=group.name)],
+                    statistic="Average",
+                    unit="Percent",
+                ),
+                target_value=float(group.reservation_target_percent),
+                disable_scale_in=group.scaling.disableScaleIn,
+            ),
+        }
+        for kind, configuration in policies.items():
+            aws.autoscaling.Policy(
+                f"{name}-{kind}",
+                aws.autoscaling.PolicyArgs(
+                    name=f"{name}-{kind}-target",
+                    autoscaling_group_name=fleet.autoscaling_group_name,
+                    policy_type="TargetTrackingScaling",
+                    target_tracking_configuration=configuration,
+                ),
+                child,
+            )
+
+
+def metric_statement(environment: str) -> dict[str, Any]:
+    """PutMetricData has no resource ARN; its namespace condition keeps the managers to the cluster's own."""
+    return {
+        "Effect": "Allow",
+        "Action": "cloudwatch:PutMetricData",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"cloudwatch:namespace": capacity.namespace(environment)}},
+    }
 
 
 def engine_labels(group: NodeGroup, environment: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ pins its copies with one, so they say where a container was put, not where it mu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from node_agents.swarm_filters import (
@@ -135,7 +135,7 @@ class _State:
         return _State(self.nodes, [moved if c.id == moved.id else c for c in self.containers])
 
 
-def _candidates(state: _State, policy: Policy) -> Iterable[Move]:
+def _candidates(state: _State, policy: Policy) -> Iterator[Move]:
     """Fullest source first, emptiest target first, containers by name: the first legal move narrows the
     widest gap it can."""
     for role in sorted(policy.roles):

@@ -176,6 +176,15 @@ class Scaling(Strict):
     disableScaleIn: bool = Field(
         False, description="Only scale out (for groups whose nodes should not be removed by load)."
     )
+    reservationTargetPercent: Percent | None = Field(
+        None,
+        description=(
+            "Capacity reservation (the larger of reserved CPU and memory, in percent) the group's second target "
+            "tracking policy keeps, on the metric `CapacityReservation` of namespace `SwarmCluster/<environment>`. "
+            "Default: 100 x (N-1)/N with N = max(minSize, 2), so one node's containers still fit on the others "
+            "while it drains. Containers must declare `-m`/`-c` to count."
+        ),
+    )
 
 
 class NodeGroup(Strict):
@@ -225,6 +234,14 @@ class NodeGroup(Strict):
     @property
     def autoscaled(self) -> bool:
         return self.minSize != self.maxSize
+
+    @property
+    def reservation_target_percent(self) -> int:
+        """With N nodes at reservation r, draining one leaves N-1 to hold N x r: r <= (N-1)/N."""
+        if self.scaling.reservationTargetPercent is not None:
+            return self.scaling.reservationTargetPercent
+        nodes = max(self.minSize, 2)
+        return 100 * (nodes - 1) // nodes
 
 
 class Cluster(Strict):

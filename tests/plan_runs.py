@@ -16,7 +16,7 @@ from offline import plan
 from offline.stack_files import PROJECT_ROOT
 
 PROGRAM_FILES = ("Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.production.yaml", "__main__.py")
-PROGRAM_DIRS = ("components", "stack_config", "rendering", "offline")
+PROGRAM_DIRS = ("components", "stack_config", "rendering", "offline", "node_agents")
 
 
 def project_copy(tmp_path: Path) -> Path:

@@ -165,6 +165,29 @@ def test_cpu_target_tracking(stack: str, name: str) -> None:
     assert tracking.get("disableScaleIn", False) is group.scaling.disableScaleIn
 
 
+@pytest.mark.parametrize(("stack", "name"), cases())
+def test_reservation_target_tracking(stack: str, name: str) -> None:
+    run, group = recorded(stack), _group(stack, name)
+    policies = [p for p in run.of_type(POLICY) if p.name == f"{stack}-{name}-reservation"]
+    if not group.autoscaled:
+        assert policies == []
+        return
+    [policy] = policies
+    assert policy.inputs["autoscalingGroupName"] == f"{stack}-{name}"
+    tracking = policy.inputs["targetTrackingConfiguration"]
+    assert tracking["customizedMetricSpecification"] == {
+        "namespace": f"SwarmCluster/{stack}",
+        "metricName": "CapacityReservation",
+        "metricDimensions": [{"name": "NodeGroup", "value": name}],
+        "statistic": "Average",
+        "unit": "Percent",
+    }
+    nodes = max(group.minSize, 2)
+    expected = group.scaling.reservationTargetPercent or 100 * (nodes - 1) // nodes
+    assert tracking["targetValue"] == expected
+    assert tracking.get("disableScaleIn", False) is group.scaling.disableScaleIn
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_manager_endpoint(stack: str) -> None:
     run, cfg = recorded(stack), config(stack)
@@ -239,12 +262,18 @@ def test_public_ports_only_where_a_group_asks(stack: str) -> None:
 
 
 @pytest.mark.parametrize(("stack", "name"), cases())
-def test_node_role_carries_nothing_but_its_own_drain_and_optional_ssm(stack: str, name: str) -> None:
+def test_node_role_carries_its_own_drain_the_managers_metric_right_and_optional_ssm(stack: str, name: str) -> None:
     run = recorded(stack)
     role = run.named("aws:iam/role:Role", f"{stack}-{name}-role").inputs
     assert json.loads(role["assumeRolePolicy"])["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
     policy = json.loads(run.named("aws:iam/rolePolicy:RolePolicy", f"{stack}-{name}-policy").inputs["policy"])
     region = config(stack).region
+    metric = {
+        "Effect": "Allow",
+        "Action": "cloudwatch:PutMetricData",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"cloudwatch:namespace": f"SwarmCluster/{stack}"}},
+    }
     assert policy["Statement"] == [
         {
             "Sid": "DrainOwnNode",
@@ -252,7 +281,8 @@ def test_node_role_carries_nothing_but_its_own_drain_and_optional_ssm(stack: str
             "Action": ["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"],
             "Resource": f"arn:aws:autoscaling:{region}:{ACCOUNT_ID}:autoScalingGroup:*:"
             f"autoScalingGroupName/{stack}-{name}",
-        }
+        },
+        *([metric] if _group(stack, name).swarmManager else []),
     ]
     attached = [
         a
