@@ -203,7 +203,12 @@ class NodeGroup(Strict):
         description="EC2 instance type of the group's nodes (see [Instance types](#instance-types))."
     )
     minSize: GroupSize = Field(description="Minimum instances.")
-    desiredCapacity: GroupSize = Field(description="Initial instances; `minSize <= desiredCapacity <= maxSize`.")
+    desiredCapacity: GroupSize = Field(
+        description=(
+            "Initial instances; `minSize <= desiredCapacity <= maxSize`. An autoscaled group keeps the size its "
+            'scaling chose afterwards (see "Autoscaled groups keep their size").'
+        )
+    )
     maxSize: Annotated[int, Field(ge=1, le=100)] = Field(
         description="Maximum instances. CPU target tracking is created only when `minSize < maxSize`."
     )

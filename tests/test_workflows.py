@@ -162,8 +162,14 @@ def test_deploy_job_per_stack(deploy: dict[str, Any], stack: str) -> None:
     assert up["with"]["command"] == "up"
     assert up["with"]["stack-name"] == stack
     assert up["with"]["policyPacks"] == "policies"
-    # `up` returns before the instances are replaced; the job ends once the rolling refresh succeeded.
-    assert job["steps"][-1]["run"] == f".github/scripts/wait-for-instance-refreshes.sh {stack}"
+    # `up` returns before the instances are replaced; the job ends once the refreshes it started succeeded.
+    script = ".github/scripts/wait-for-instance-refreshes.sh"
+    record = f'{script} record {stack} "$RUNNER_TEMP/refreshes-before"'
+    order = [s.get("run") for s in job["steps"]]
+    assert order.index(record) < job["steps"].index(up)
+    assert credentials in job["steps"][: order.index(record)], "recording the refreshes needs the AWS role"
+    assert job["steps"][-1]["run"] == f'{script} wait {stack} "$RUNNER_TEMP/refreshes-before"'
+    assert job["timeout-minutes"] >= 120
 
 
 def test_refresh_wait_script_passes_shellcheck() -> None:

@@ -4,8 +4,9 @@
 way the real AWS CLI v2 would accept it, against botocore's service model: the operation exists, every
 `--option` names a member of its input shape (CLI option names are the members' names through botocore's
 `xform_name`), values parse as the member's type (integers, `--flag/--no-flag` booleans, lists, `Name=..,Values=..`
-shorthand structures), required members are present, and paginated operations take `--page-size`,
-`--max-items` and `--starting-token` instead of their raw token and limit members, as the CLI does.
+shorthand structures), then botocore's own validator checks required members, ranges, lengths and enums.
+Paginated operations take `--page-size`, `--max-items` and `--starting-token` instead of their raw token
+and limit members, as the CLI does.
 A bad call exits 252 with the CLI's kind of message. The answer is built from the scenario, checked
 against the operation's output shape (enum values included), then `--query` (JMESPath) and `--output` apply.
 
@@ -29,7 +30,9 @@ from typing import Any
 import botocore.session
 import jmespath
 from botocore import xform_name
+from botocore.exceptions import ParamValidationError
 from botocore.model import OperationModel, Shape, StructureShape
+from botocore.validate import validate_parameters
 
 GLOBAL_VALUES = ("--output", "--query", "--region", "--profile", "--endpoint-url")
 GLOBAL_FLAGS = ("--no-cli-pager", "--no-paginate", "--debug")
@@ -60,7 +63,7 @@ def calls(state_dir: Path) -> list[dict[str, Any]]:
 def main(argv: list[str]) -> int:
     state_dir = Path(os.environ["FAKE_AWS_DIR"])
     try:
-        options, service, operation, params = parse(argv)
+        options, operation, params = parse(argv)
     except UsageError as error:
         print(f"aws: error: {error}", file=sys.stderr)
         return USAGE_ERROR
@@ -73,7 +76,7 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def parse(argv: list[str]) -> tuple[dict[str, str], str, OperationModel, dict[str, Any]]:
+def parse(argv: list[str]) -> tuple[dict[str, str], OperationModel, dict[str, Any]]:
     options: dict[str, str] = {}
     rest: list[str] = []
     words = iter(argv)
@@ -96,7 +99,7 @@ def parse(argv: list[str]) -> tuple[dict[str, str], str, OperationModel, dict[st
         raise UsageError(f"argument operation: Invalid choice: {command!r} is not an operation of {service}")
     operation = model.operation_model(names[command])
     paginated = session.get_paginator_model(service)._paginator_config.get(operation.name)
-    return options, service, operation, _parameters(operation, arguments, paginated)
+    return options, operation, _parameters(operation, arguments, paginated)
 
 
 def _parameters(operation: OperationModel, arguments: list[str], paging: dict[str, Any] | None) -> dict[str, Any]:
@@ -127,6 +130,10 @@ def _parameters(operation: OperationModel, arguments: list[str], paging: dict[st
     if missing:
         needed = ", ".join(f"--{xform_name(m, '-')}" for m in missing)
         raise UsageError(f"the following arguments are required: {needed}")
+    try:
+        validate_parameters({k: v for k, v in params.items() if k not in PAGING}, shape)
+    except ParamValidationError as error:
+        raise UsageError(str(error)) from None
     return params
 
 
@@ -156,24 +163,16 @@ def _value(option: str, shape: Shape, values: list[str], negated: bool) -> Any:
 def _item(option: str, shape: Shape, text: str) -> Any:
     if isinstance(shape, StructureShape):
         return _structure(option, shape, text)
-    return _scalar(option, shape.type_name, text, shape)
+    return _scalar(option, shape.type_name, text)
 
 
-def _scalar(option: str, type_name: str, text: str, shape: Shape | None = None) -> Any:
+def _scalar(option: str, type_name: str, text: str) -> Any:
+    """Parsed as the CLI parses a value; ranges, lengths and enums are botocore's to check."""
     if type_name in ("integer", "long"):
         try:
-            number = int(text)
+            return int(text)
         except ValueError:
             raise UsageError(f"argument {option}: invalid int value: {text!r}") from None
-        limits = shape.metadata if shape is not None else {}
-        if number < limits.get("min", number) or number > limits.get("max", number):
-            raise UsageError(f"argument {option}: {number} is outside {limits.get('min')}..{limits.get('max')}")
-        return number
-    enum = getattr(shape, "enum", None)
-    if enum and text not in enum:
-        raise UsageError(f"argument {option}: {text!r} is not one of {', '.join(enum)}")
-    if shape is not None and not shape.metadata.get("min", 0) <= len(text) <= shape.metadata.get("max", len(text)):
-        raise UsageError(f"argument {option}: length {len(text)} is outside the allowed range")
     return text
 
 
