@@ -6,7 +6,6 @@ profile, a launch template and an autoscaling group that rolls to every new temp
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.node_drain import DRAIN_WINDOW_TAG
+from rendering.yaml_text import encode_user_data
 
 # A RancherOS node boots, pulls its images and joins the cluster in well under five minutes.
 WARMUP_SECONDS = 300
@@ -149,7 +149,7 @@ class RancherOSFleet(pulumi.ComponentResource):
                 instance_type=args.instance_type,
                 iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=profile.arn),
                 vpc_security_group_ids=list(args.security_group_ids),
-                user_data=pulumi.Output.from_input(args.user_data).apply(_base64),
+                user_data=pulumi.Output.from_input(args.user_data).apply(encode_user_data),
                 # RancherOS fetches user-data with plain IMDSv1 GETs, so tokens cannot be required; the
                 # user-data blocks application containers from the endpoint instead.
                 metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
@@ -282,7 +282,3 @@ def _drain_tags(args: RancherOSFleetArgs) -> list[aws.autoscaling.GroupTagArgs]:
             key=DRAIN_WINDOW_TAG, value=str(args.drain_window_seconds), propagate_at_launch=False
         )
     ]
-
-
-def _base64(text: str) -> str:
-    return base64.b64encode(text.encode("utf-8")).decode("ascii")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import shutil
 from pathlib import Path
 
 import yaml
 
 from offline.harness import StackRun
+from rendering.yaml_text import decode_user_data
 
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 # Marks a folder as ours, so a rerun may empty it and a mistyped --out never deletes anything else.
@@ -28,7 +28,7 @@ def write_artifacts(run: StackRun, out: Path, *, owned: bool = False) -> list[Pa
     written: list[Path] = []
     for template in run.of_type(LAUNCH_TEMPLATE):
         fleet = out / str(template.inputs["name"])
-        text = base64.b64decode(template.inputs["userData"]).decode("utf-8")
+        text = decode_user_data(template.inputs["userData"])
         written.append(_write(fleet / "user-data.yaml", text))
         document = yaml.safe_load(text) or {}
         for entry in document.get("write_files", []):

@@ -11,7 +11,6 @@ unknown, 1 a program failed.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import difflib
 import io
@@ -28,6 +27,7 @@ from offline.diff import ResourceDiff, diff_runs
 from offline.plan import _whole_numbers
 from offline.rollout import Rollout, rollout
 from offline.stack_files import PROJECT_ROOT, StackFileError, esc_imports
+from rendering.yaml_text import decode_user_data
 
 SNAPSHOT = Path(__file__).resolve().parent / "snapshot.py"
 SYMBOLS = {"create": "+", "delete": "-", "replace": "+-", "update": "~"}
@@ -167,7 +167,7 @@ def _shown(value: Any) -> str:
 def _user_data_diff(before: Any, after: Any) -> list[str]:
     """The changed lines of two base64 user-data documents; none for secret digests."""
     try:
-        old, new = (base64.b64decode(v, validate=True).decode().splitlines() for v in (before, after))
+        old, new = (decode_user_data(v).splitlines() for v in (before, after))
     except (TypeError, ValueError, binascii.Error):
         return []
     changed = [line for line in difflib.unified_diff(old, new, lineterm="", n=0) if line[:1] in "+-"][2:]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 from typing import Any
 
 from offline.harness import RecordedResource
+from rendering.yaml_text import decode_user_data
 
 
 def summarize(resource: RecordedResource) -> str:
@@ -24,7 +24,7 @@ def _int(value: Any) -> str:
 
 
 def _launch_template(i: dict[str, Any]) -> str:
-    user_data = base64.b64decode(i.get("userData", "")).decode("utf-8") if i.get("userData") else ""
+    user_data = decode_user_data(i["userData"]) if i.get("userData") else ""
     metadata = i.get("metadataOptions", {})
     ebs = i.get("blockDeviceMappings", [{}])[0].get("ebs", {})
     return (

@@ -1,44 +1,37 @@
-"""Node agents on the host: the `node_agents` package as one file, and a user-Docker service per agent.
+"""Node agents on the host: the `node_agents` modules as files, and a user-Docker service per agent.
 
 Files
-    The console writes plain `write_files` (no `container:`) on the host before user Docker starts,
-    so the package is in place when an agent's container first runs. It is ONE zip archive,
-    AGENTS_DIR/node_agents.zip, that the agents import from (zipimport, through PYTHONPATH): one
-    archive compresses far better than a file per module, and EC2 allows 16 KB of user-data. To fit,
-    the archive holds only the modules the host's agents import (transitively), with docstrings and
-    comments removed (an `ast` round trip: same code, other line numbers in tracebacks; the repository
-    has the documented source). Members are stored and the whole archive is gzip'd and base64'd into
-    `encoding: gz+b64`, which RancherOS v1.5.8 decodes before writing the file
-    (cmd/cloudinitexecute/cloudinitexecute.go:129 calls config.DecodeContent, which accepts "gz+base64",
-    "gzip+base64", "gz+b64" and "gzip+b64": config/cloudinit/config/decode.go:39-58). Timestamps are
-    fixed so renders are reproducible.
+    The console writes plain `write_files` (no `container:`) on the host before user Docker starts, so
+    the modules are in place under AGENTS_DIR/node_agents/ when an agent's container first runs. Only
+    the modules the host's agents import (transitively) are written, without docstrings and comments
+    (an `ast` round trip: the same code, other line numbers in tracebacks; the repository has the
+    documented source), as plain text: user-data is stored gzip'd as a whole (rendering.yaml_text), which
+    compresses plain code better than per-file `encoding: gz+b64` could (base64 of gzip'd bytes does not
+    compress again; RancherOS v1.5.8 would accept it: cmd/cloudinitexecute/cloudinitexecute.go:129 calls
+    config.DecodeContent, which takes "gz+b64", config/cloudinit/config/decode.go:39-58). RancherOS
+    replaces `$private_ipv4` and friends anywhere in user-data, so code containing them is refused.
 
 Service
     A user-Docker RancherOS service (no `io.rancher.os.scope`: user Docker 19.03 pulls the OCI image
     index that system-docker cannot) running `python3 -m node_agents.<module>` in node_agents.image's
-    AGENT_IMAGE, with the agents directory mounted read-only, `restart: always`. Host networking by
-    default: agents talk to the node's own engine and Consul on loopback and to the instance metadata
-    service, which node-bootstrap's DOCKER-USER rule blocks for bridged containers.
+    AGENT_IMAGE, with the agents directory mounted read-only and on PYTHONPATH, `restart: always`. Host
+    networking by default: agents talk to the node's own engine and Consul on loopback and to the
+    instance metadata service, which node-bootstrap's DOCKER-USER rule blocks for bridged containers.
 """
 
 from __future__ import annotations
 
 import ast
-import base64
-import gzip
-import io
-import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from importlib.resources import files
 from typing import Any
 
 from node_agents.image import AGENT_IMAGE
+from rendering.inputs import METADATA_TOKENS
 
 PACKAGE = "node_agents"
 AGENTS_DIR = "/opt/swarm-cluster/agents"
-ARCHIVE = f"{AGENTS_DIR}/{PACKAGE}.zip"
 _SOURCE = files(PACKAGE)
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def _source(module: str) -> str:
@@ -80,21 +73,17 @@ def without_docstrings(source: str) -> str:
     return ast.unparse(tree) + "\n"
 
 
-def agents_archive(entry_points: Iterable[str]) -> bytes:
-    """The zip archive (stored members) of the modules `entry_points` need."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-        for module in modules_needed(entry_points):
-            member = zipfile.ZipInfo(f"{PACKAGE}/{module}.py", _ZIP_EPOCH)
-            member.external_attr = 0o444 << 16
-            archive.writestr(member, without_docstrings(_source(module)))
-    return buffer.getvalue()
-
-
 def agent_files(entry_points: Iterable[str]) -> list[dict[str, str]]:
-    """The `write_files` entry that puts the modules `entry_points` need on the host (ARCHIVE)."""
-    content = base64.b64encode(gzip.compress(agents_archive(entry_points), 9, mtime=0)).decode("ascii")
-    return [{"path": ARCHIVE, "permissions": "0444", "owner": "root", "encoding": "gz+b64", "content": content}]
+    """`write_files` entries that put the modules `entry_points` need under AGENTS_DIR on the host."""
+    entries = []
+    for module in modules_needed(entry_points):
+        code = without_docstrings(_source(module))
+        for token in METADATA_TOKENS:
+            if token in code:
+                raise ValueError(f"node_agents/{module}.py contains {token!r}, which RancherOS would replace")
+        path = f"{AGENTS_DIR}/{PACKAGE}/{module}.py"
+        entries.append({"path": path, "permissions": "0444", "owner": "root", "content": code})
+    return entries
 
 
 def agent_service(
@@ -107,7 +96,7 @@ def agent_service(
     host_network: bool = True,
 ) -> dict[str, Any]:
     """{name: the RancherOS service that runs `node_agents.<module>`}, for `rancher.services`."""
-    env = {"PYTHONPATH": ARCHIVE, "PYTHONDONTWRITEBYTECODE": "1", **(environment or {})}
+    env = {"PYTHONPATH": AGENTS_DIR, "PYTHONDONTWRITEBYTECODE": "1", **(environment or {})}
     service: dict[str, Any] = {
         "image": AGENT_IMAGE,
         "command": ["python3", "-m", f"{PACKAGE}.{module}", *args],

@@ -1,7 +1,15 @@
-"""The `#cloud-config` text itself: YAML that reads back as written, deep merging, EC2's size limit."""
+"""The `#cloud-config` text itself: YAML that reads back as written, deep merging, EC2's size limit.
+
+User-data is stored gzip'd: RancherOS v1.5.8 gunzips user-data that starts with gzip's magic bytes before
+it reads it (cmd/cloudinitsave/cloudinitsave.go:177 and 385-393, `decompressIfGzip`), and EC2's 16 KB
+limit applies to the bytes EC2 stores, so a host can carry about three times more text (node agents'
+code, boot scripts).
+"""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -9,7 +17,8 @@ from typing import Any
 import yaml
 
 HEADER = "#cloud-config"
-USER_DATA_LIMIT = 16384  # bytes, before base64 (EC2)
+USER_DATA_LIMIT = 16384  # bytes EC2 stores (here: gzip'd), before base64
+_GZIP_MAGIC = b"\x1f\x8b"
 
 # Plain scalars that every YAML 1.1 parser (PyYAML, RancherOS's candiedyaml) reads back as this string.
 _PLAIN_SAFE = re.compile(r"[A-Za-z_/][A-Za-z0-9_./@+-]*(:[A-Za-z0-9_./@+-]+)*")
@@ -21,7 +30,7 @@ class UserDataTooLarge(ValueError):
 
     def __init__(self, what: str, size: int) -> None:
         super().__init__(
-            f"{what}: the user-data is {size} bytes; EC2 accepts at most {USER_DATA_LIMIT} bytes before "
+            f"{what}: the user-data is {size} bytes gzip'd; EC2 accepts at most {USER_DATA_LIMIT} bytes before "
             "base64 encoding. Shorten the variables, labels or SSH keys this host carries."
         )
         self.size = size
@@ -63,10 +72,25 @@ def dump_yaml(document: Mapping[str, Any]) -> str:
 def finish(document: Mapping[str, Any], what: str) -> str:
     """The user-data text: header, YAML, and the EC2 size check naming `what`."""
     text = f"{HEADER}\n{dump_yaml(document)}"
-    size = len(text.encode("utf-8"))
+    size = len(_compress(text))
     if size > USER_DATA_LIMIT:
         raise UserDataTooLarge(what, size)
     return text
+
+
+def _compress(text: str) -> bytes:
+    return gzip.compress(text.encode("utf-8"), 9, mtime=0)  # no timestamp: the same text, the same bytes
+
+
+def encode_user_data(text: str) -> str:
+    """The launch template's `userData`: base64 of the gzip'd text."""
+    return base64.b64encode(_compress(text)).decode("ascii")
+
+
+def decode_user_data(encoded: str) -> str:
+    """The text of a base64 `userData`, gzip'd or not (a plan of an older commit has plain text)."""
+    raw = base64.b64decode(encoded, validate=True)
+    return (gzip.decompress(raw) if raw.startswith(_GZIP_MAGIC) else raw).decode("utf-8")
 
 
 def merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from functools import cache
 
@@ -10,6 +9,7 @@ import yaml
 
 from offline.harness import StackRun, run_stack
 from offline.stack_files import SECRET_PLACEHOLDER, stack_config_map
+from rendering.yaml_text import decode_user_data
 from tests.conftest import recorded
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0ZXN0a2V5Zm9ydGhlcmVuZGVyZXJ0ZXN0cw== ops@example"
@@ -42,7 +42,7 @@ def test_ssh_only_from_the_configured_ranges_on_every_host() -> None:
 
 def test_keys_are_installed_on_every_host() -> None:
     for template in opened_up().of_type("aws:ec2/launchTemplate:LaunchTemplate"):
-        user_data = yaml.safe_load(base64.b64decode(template.inputs["userData"]))
+        user_data = yaml.safe_load(decode_user_data(template.inputs["userData"]))
         assert user_data["ssh_authorized_keys"] == [KEY], template.name
 
 
@@ -65,7 +65,7 @@ def test_existing_zone_is_used_and_none_is_created() -> None:
 def test_registry_secret_is_marked_secret_and_rendered() -> None:
     template = recorded("production").named("aws:ec2/launchTemplate:LaunchTemplate", "production-cluster-registry-lt")
     assert template.secret_inputs == ("userData",), "Pulumi must encrypt user-data that carries the secret"
-    user_data = yaml.safe_load(base64.b64decode(template.inputs["userData"]))
+    user_data = yaml.safe_load(decode_user_data(template.inputs["userData"]))
     [config] = [f for f in user_data["write_files"] if f["path"].endswith("config.yml")]
     assert yaml.safe_load(config["content"])["http"]["secret"] == SECRET_PLACEHOLDER
     staging = recorded("staging").named("aws:ec2/launchTemplate:LaunchTemplate", "staging-cluster-registry-lt")

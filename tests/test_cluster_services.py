@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
 import pytest
 import yaml
 
 from offline.harness import RecordedResource, StackRun
+from rendering.yaml_text import decode_user_data
 from tests.conftest import STACKS, recorded
 from tests.test_swarm_node_groups import INGRESS, _sg_id, _sources, _tags, config
 
@@ -26,7 +26,7 @@ def _policy(run: StackRun, name: str) -> dict[str, object]:
 
 
 def _user_data(run: StackRun, template: str) -> dict[str, object]:
-    text = base64.b64decode(run.named("aws:ec2/launchTemplate:LaunchTemplate", template).inputs["userData"]).decode()
+    text = decode_user_data(run.named("aws:ec2/launchTemplate:LaunchTemplate", template).inputs["userData"])
     document: dict[str, object] = yaml.safe_load(text)
     return document
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
 import json
 from typing import Any
 
@@ -88,6 +90,9 @@ def test_unpinned_image_is_refused() -> None:
 
 
 def test_oversized_user_data_names_the_host() -> None:
-    keys = [f"ssh-ed25519 {'A' * 400}{i:04d} k{i}" for i in range(50)]
+    # random key material: user-data is gzip'd, so only text that does not compress can reach the limit
+    keys = [
+        f"ssh-ed25519 {base64.b64encode(hashlib.shake_256(bytes([i])).digest(300)).decode()} k{i}" for i in range(50)
+    ]
     with pytest.raises(UserDataTooLarge, match="staging consul server"):
         render_consul_server(spec(ssh_authorized_keys=keys))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from functools import cache
 from typing import Any
@@ -13,6 +12,7 @@ from components.node_drain import DRAIN_WINDOW_TAG
 from offline.fake_cloud import ACCOUNT_ID, ROOT_DEVICE_NAME
 from offline.harness import RecordedResource, StackRun
 from offline.stack_files import stack_config_map
+from rendering.yaml_text import decode_user_data
 from stack_config.loader import load_stack_config
 from stack_config.models import NodeGroup, StackConfig
 from tests.conftest import STACKS, recorded
@@ -95,7 +95,7 @@ def test_launch_template(stack: str, name: str) -> None:
         "tags": {"Name": f"{stack}-{name}", "docker.environment": stack, "cluster.component": _component(group)},
     }
     assert template["iamInstanceProfile"]["arn"].endswith(f":instance-profile/{stack}-{name}")
-    user_data = base64.b64decode(template["userData"]).decode()
+    user_data = decode_user_data(template["userData"])
     assert user_data.startswith("#cloud-config\n")
     assert len(template["vpcSecurityGroupIds"]) == 2
 

@@ -12,6 +12,7 @@ import yaml
 
 from offline.artifacts import MARKER, write_artifacts
 from offline.harness import RecordedResource
+from rendering.yaml_text import decode_user_data
 from stack_config.instance_types import ROOT_DISK
 from tests.cloud_config_checks import (
     SCHEMA_PATH,
@@ -38,14 +39,15 @@ def _templates() -> list[tuple[str, str]]:
 
 def _text(stack: str, template: str) -> str:
     resource: RecordedResource = recorded(stack).named("aws:ec2/launchTemplate:LaunchTemplate", template)
-    return base64.b64decode(resource.inputs["userData"]).decode("utf-8")
+    return decode_user_data(resource.inputs["userData"])
 
 
 @pytest.mark.parametrize(("stack", "template"), _templates())
 def test_rancheros_accepts_the_user_data(stack: str, template: str) -> None:
     text = _text(stack, template)
     assert text.split("\n", 1)[0] == "#cloud-config"
-    assert len(text.encode("utf-8")) <= USER_DATA_LIMIT
+    stored = recorded(stack).named("aws:ec2/launchTemplate:LaunchTemplate", template).inputs["userData"]
+    assert len(base64.b64decode(stored)) <= USER_DATA_LIMIT
     assert schema_errors(text) == []
     assert duplicate_list_items(text) == []
     assert "args" not in (yaml.safe_load(text).get("rancher", {}).get("docker") or {})
