@@ -7,6 +7,8 @@ friends with instance metadata in the whole text, and docker-compose interpolati
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import shlex
@@ -178,3 +180,12 @@ def unresolved_values(text: str) -> list[str]:
             if "=" not in variable and variable not in provided and f"{name}/{variable}" not in provided:
                 problems.append(f"rancher.services.{name}: environment {variable} has no value")
     return problems
+
+
+def incompressible(length: int, seed: int = 0, *, base64_only: bool = False) -> str:
+    """`length` characters gzip can hardly shrink (user-data is stored gzip'd): random CJK characters (about
+    14 bits each), or random base64 characters where only those are allowed (SSH key material)."""
+    raw = hashlib.shake_256(seed.to_bytes(4, "big")).digest(2 * length)
+    if base64_only:
+        return base64.b64encode(raw).decode("ascii")[:length]
+    return "".join(chr(0x4E00 + int.from_bytes(raw[n : n + 2], "big") % 0x5000) for n in range(0, 2 * length, 2))

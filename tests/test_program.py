@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 
@@ -12,6 +11,7 @@ import pytest
 from offline.harness import StackRun, run_stack
 from offline.stack_files import stack_config_map
 from stack_config.loader import load_stack_config
+from tests.cloud_config_checks import incompressible
 from tests.conftest import STACKS, recorded
 
 COMPONENT_TYPE = re.compile(r"^swarmcluster:[a-z]+:[A-Z][A-Za-z]+$")
@@ -111,17 +111,11 @@ def test_aws_names_fit_their_limits(stack: str) -> None:
                 assert not resource.inputs["name"].startswith("internal-"), resource.inputs["name"]
 
 
-def _noise(seed: int, length: int) -> str:
-    """`length` random CJK characters (about 14 bits each): text gzip cannot shrink much."""
-    raw = hashlib.shake_256(seed.to_bytes(2, "big")).digest(2 * length)
-    return "".join(chr(0x4E00 + int.from_bytes(raw[n : n + 2], "big") % 0x5000) for n in range(0, 2 * length, 2))
-
-
 def test_user_data_too_large_is_a_config_error_naming_the_group() -> None:
     values, _ = stack_config_map("staging")
     values["swarm-cluster:tagVariables"] = json.dumps(
         # random values: user-data is stored gzip'd, so only text that does not compress reaches the limit
-        [{"tag": f"example.setting{i}", "variable": f"SETTING_{i}", "value": _noise(i, 256)} for i in range(40)]
+        [{"tag": f"example.setting{i}", "variable": f"SETTING_{i}", "value": incompressible(256, i)} for i in range(40)]
     )
     with pytest.raises(pulumi.RunError) as caught:
         run_stack("staging", config=values)

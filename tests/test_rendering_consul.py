@@ -13,7 +13,12 @@ import yaml
 
 from rendering.consul_server import ConsulServerSpec, render_consul_config, render_consul_server
 from rendering.yaml_text import UserDataTooLarge
-from tests.cloud_config_checks import duplicate_list_items, schema_errors, shell_snippets, shellcheck_errors
+from tests.cloud_config_checks import (
+    duplicate_list_items,
+    schema_errors,
+    shell_snippets,
+    shellcheck_errors,
+)
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0ZXN0a2V5Zm9ydGhlcmVuZGVyZXJ0ZXN0cw== ops@example"
 

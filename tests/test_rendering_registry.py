@@ -11,7 +11,13 @@ import yaml
 
 from rendering.registry import RegistrySpec, render_registry_config, render_registry_host
 from rendering.yaml_text import UserDataTooLarge
-from tests.cloud_config_checks import duplicate_list_items, schema_errors, shell_snippets, shellcheck_errors
+from tests.cloud_config_checks import (
+    duplicate_list_items,
+    incompressible,
+    schema_errors,
+    shell_snippets,
+    shellcheck_errors,
+)
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0ZXN0a2V5Zm9ydGhlcmVuZGVyZXJ0ZXN0cw== ops@example"
 CREDENTIAL_KEYS = {"accesskey", "secretkey", "sessiontoken", "aws_access_key_id", "aws_secret_access_key"}
@@ -127,6 +133,6 @@ def test_user_data_writes_the_config_and_runs_the_registry() -> None:
 
 
 def test_oversized_user_data_names_the_host() -> None:
-    keys_ = [f"ssh-ed25519 {'A' * 400}{i:04d} k{i}" for i in range(50)]
+    keys_ = [f"ssh-ed25519 {incompressible(400, i, base64_only=True)} k{i}" for i in range(50)]
     with pytest.raises(UserDataTooLarge, match="staging registry"):
         render_registry_host(spec(ssh_authorized_keys=keys_))

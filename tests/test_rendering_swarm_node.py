@@ -21,6 +21,7 @@ from rendering.swarm_node import SwarmNodeSpec, render_swarm_node
 from rendering.yaml_text import UserDataTooLarge
 from tests.cloud_config_checks import (
     duplicate_list_items,
+    incompressible,
     schema_errors,
     shell_snippets,
     shellcheck_errors,
@@ -182,7 +183,7 @@ def test_hostname_must_fit() -> None:
 
 def test_oversized_user_data_names_the_group() -> None:
     with pytest.raises(UserDataTooLarge, match="'web'") as raised:
-        render_swarm_node(spec(variables={"BIG": "x" * 16_000}))
+        render_swarm_node(spec(variables={"BIG": incompressible(16_000)}))
     assert raised.value.size > 16_384
 
 
