@@ -17,6 +17,24 @@ HEARTBEAT_DEFAULT = 3600  # what AWS uses when a hook sets no heartbeat timeout
 # Group inputs whose change starts an instance refresh by itself.
 GROUP_REFRESH_INPUTS = frozenset({"launchTemplate", "mixedInstancesPolicy", "launchConfiguration"})
 QUORUM = {"consul-server": "Consul server", "swarm-manager": "Swarm manager"}
+# AWS refuses a second resource of these types with the same name (per VPC, account or group), and Pulumi
+# creates a replacement before deleting the old one unless told otherwise.
+NAME_INPUTS = ("name", "bucket")
+UNIQUE_NAMES = frozenset(
+    {
+        "aws:ec2/securityGroup:SecurityGroup",
+        "aws:ec2/launchTemplate:LaunchTemplate",
+        GROUP,
+        "aws:autoscaling/policy:Policy",
+        "aws:autoscaling/lifecycleHook:LifecycleHook",
+        "aws:iam/role:Role",
+        "aws:iam/instanceProfile:InstanceProfile",
+        "aws:iam/rolePolicy:RolePolicy",
+        "aws:lb/loadBalancer:LoadBalancer",
+        "aws:lb/targetGroup:TargetGroup",
+        BUCKET,
+    }
+)
 
 Record = Mapping[str, Any]
 
@@ -151,6 +169,14 @@ def _resource_warnings(diff: ResourceDiff, by_urn: Mapping[str, Record]) -> list
         )
     if diff.type == BUCKET and diff.action in ("replace", "delete"):
         found.append(f"REGISTRY BUCKET {diff.action.upper()}D: {label}: the images it holds go with it")
+    record = by_urn.get(diff.urn)
+    renamed = any(top_key(c.path) in NAME_INPUTS for c in diff.changes)
+    created_first = record is not None and not record["deleteBeforeReplace"]
+    if diff.action == "replace" and diff.type in UNIQUE_NAMES and created_first and not renamed:
+        found.append(
+            f"REPLACEMENT WILL FAIL: {label} keeps its name, and AWS refuses a second one while the old "
+            "exists (Pulumi creates the replacement first): rename it, or replace it with deleteBeforeReplace"
+        )
     if diff.protected and diff.action in ("replace", "delete"):
         found.append(
             f"PROTECTED RESOURCE {diff.action.upper()}D: {label}: `pulumi up` refuses until its protection is "

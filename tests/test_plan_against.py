@@ -124,3 +124,23 @@ def test_cli_json_and_unknown_ref(project: Path) -> None:
     missing = subprocess.run([*command, "no-such-ref"], cwd=project, capture_output=True, text=True, timeout=300)
     assert missing.returncode == 2
     assert missing.stderr.strip() == "error: no-such-ref is not a commit of this repository"
+
+
+def test_a_replaced_security_group_replaces_its_rules_and_rolls_its_groups(project: Path) -> None:
+    """A new description forces a new security group; its id changes, which the offline ids cannot show."""
+    component = project / "components" / "swarm_node_group.py"
+    component.write_text(component.read_text().replace(": ports of this group only", ": its own ports only"))
+    report = compare("staging", "main", project)
+    actions = _actions(report)
+    groups = {name for (type_, name), action in actions.items() if type_ == "aws:ec2/securityGroup:SecurityGroup"}
+    assert groups == {f"staging-{g}-sg" for g in ("managers", "frontend", "web", "services", "queue", "db")}
+    assert {actions[k] for k in actions if k[0] == "aws:ec2/securityGroup:SecurityGroup"} == {"replace"}
+    rules = [r for r in report["resources"] if r["type"].endswith("IngressRule")]
+    frontend_http = next(r for r in rules if r["name"] == "staging-frontend-in-tcp-80-0")
+    assert frontend_http["action"] == "replace" and frontend_http["replacedBy"] == ["securityGroupId"]
+    assert frontend_http["because_of"] == ["staging-frontend-sg"]
+    rolling = {roll["group"]: roll["reasons"] for roll in report["rollout"]}
+    assert set(rolling) == {f"staging-{g}" for g in ("managers", "frontend", "web", "services", "queue", "db")}
+    assert rolling["staging-web"] == ["new launch template version (vpcSecurityGroupIds)"]
+    # Each group keeps its name: AWS would refuse the replacement while the old group exists.
+    assert "REPLACEMENT WILL FAIL: staging-web-sg (SecurityGroup) keeps its name" in "\n".join(report["warnings"])
