@@ -7,7 +7,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from stack_config.loader import NAMESPACE, REGION_KEY, ConfigError, load_stack_config
+from stack_config.loader import NAMESPACE, REGION_KEY, ConfigError, load_stack_config, relevant
 from stack_config.models import StackConfig
 
 
@@ -25,8 +25,7 @@ def registry_http_secret() -> pulumi.Output[str] | None:
 
 
 def _raw_config() -> dict[str, Any]:
-    """Every key of our namespace plus the region: the engine passes them through the environment,
-    tests and the offline plan through the runtime's config map."""
-    keys = {*runtime_config.get_config_env(), *runtime_config.CONFIG.get()}
-    wanted = {k for k in keys if k.startswith(f"{NAMESPACE}:")} | {REGION_KEY}
-    return {k: v for k in sorted(wanted) if (v := runtime_config.get_config(k)) is not None}
+    """The keys the loader reads: the engine passes them through the environment, tests and the offline
+    plan through the runtime's config map."""
+    keys = {*runtime_config.get_config_env(), *runtime_config.CONFIG.get(), REGION_KEY}
+    return {k: v for k in sorted(filter(relevant, keys)) if (v := runtime_config.get_config(k)) is not None}

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from offline.stack_yaml import YamlProblem, load_yaml
 from stack_config.loader import NAMESPACE, REGION_KEY, SECRET_KEYS
 from stack_config.models import StackConfig
+from stack_config.quoting import quoted
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # `secure:` values are encrypted for the stack's secrets provider, which is not reachable offline.
@@ -79,8 +79,27 @@ def esc_imports(stack: str, project_dir: Path = PROJECT_ROOT) -> EscImports | No
 def _config_section(path: Path, document: dict[str, Any]) -> dict[str, Any]:
     config = document.get("config") or {}
     if not isinstance(config, dict):
-        raise StackFileError(f"{path.name}: config: expected a mapping of keys to values")
-    return config
+        raise StackFileError(f"{path.name}: config: not a mapping; expected a mapping of keys to values")
+    return _namespaced(path.name, config, project_name(path.parent))
+
+
+def _namespaced(stack_file: str, config: dict[str, Any], project: str) -> dict[str, Any]:
+    """Config keys as the engine names them (Pulumi CLI 3.44 and later, `stackConfigNamespacedWithProject`
+    and `config.ParseKey`): a key without a namespace is the project's, `ns:config:name` is `ns:name`."""
+    named: dict[str, Any] = {}
+    for key, value in config.items():
+        parts = key.split(":")
+        if len(parts) == 3 and parts[1] == "config":
+            parts = [parts[0], parts[2]]
+        if len(parts) > 2:
+            raise StackFileError(
+                f"{stack_file}: {quoted(key)}: not a configuration key; write <namespace>:<name>, e.g. {project}:tags"
+            )
+        full = f"{project}:{key}" if len(parts) == 1 else ":".join(parts)
+        if full in named:
+            raise StackFileError(f"{stack_file}: {full}: given twice, once as {quoted(key)}; keep one")
+        named[full] = value
+    return named
 
 
 def _esc_imports(path: Path, document: dict[str, Any]) -> EscImports | None:
@@ -121,6 +140,8 @@ def _require_offline_keys(esc: EscImports, values: dict[str, str]) -> None:
 
 
 def _engine_text(value: Any) -> str:
+    if value is None:
+        return ""  # what the CLI passes for an empty value (it warns that this will become null)
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -131,10 +152,16 @@ def _engine_text(value: Any) -> str:
 
 
 def _load(path: Path) -> dict[str, Any]:
+    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")  # the CLI skips a UTF-8 byte order mark too
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise StackFileError(f"{path.name}: not valid YAML: {error}") from None
+        document = load_yaml(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise StackFileError(
+            f"{path.name}: (file): line {line}: byte {data[error.start]:#04x} is not UTF-8; save the file as UTF-8"
+        ) from None
+    except YamlProblem as problem:
+        raise StackFileError(f"{path.name}: {problem}") from None
     if not isinstance(document, dict):
-        raise StackFileError(f"{path.name}: expected a YAML mapping at the top level")
+        raise StackFileError(f"{path.name}: (file): the document is not a mapping; start with `config:`")
     return document

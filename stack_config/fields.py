@@ -7,9 +7,7 @@ configuration reference and the editor schema are generated.
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -18,19 +16,8 @@ from pydantic import Field, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
-from rendering.inputs import METADATA_TOKENS
-from stack_config.instance_types import instance_type_problem
-
-QUOTE_LIMIT = 60
-
-
-def quoted(value: object) -> str:
-    """`repr(value)`, cut short: a message must not echo a huge input back at the user."""
-    text = repr(value)
-    if len(text) <= QUOTE_LIMIT:
-        return text
-    size = f" ({len(value)} characters)" if isinstance(value, str) else ""
-    return f"{text[: QUOTE_LIMIT - 3]}...{size}"
+from stack_config import value_rules as rules
+from stack_config.quoting import quoted
 
 
 @dataclass(frozen=True)
@@ -62,77 +49,6 @@ class Check:
         return json_schema
 
 
-def _ipv4_cidr(value: str) -> str:
-    if ":" in value:
-        raise ValueError(
-            f"{quoted(value)} is an IPv6 block; the cluster's security-group rules are IPv4 only, list IPv4 blocks"
-        )
-    try:
-        return str(ipaddress.IPv4Network(value, strict=True))
-    except ValueError as error:
-        raise ValueError(
-            f"{quoted(value)} is not a CIDR block ({error}); use a network address such as 10.0.0.0/16"
-        ) from None
-
-
-def _not_latest(value: str) -> str:
-    if value.endswith(":latest"):
-        raise ValueError(f"{quoted(value)} is not pinned; name a version tag so every node runs the same image")
-    return value
-
-
-def _environment(value: str) -> str:
-    # AWS names start with it: load balancer names may not start with "internal-", security groups with "sg-".
-    if value.startswith(("internal", "sg-")):
-        raise ValueError(f"{quoted(value)} cannot start AWS resource names; avoid the prefixes 'internal' and 'sg-'")
-    return value
-
-
-def _instance_type(value: str) -> str:
-    problem = instance_type_problem(value)
-    if problem is not None:
-        raise ValueError(problem)
-    return value
-
-
-def _docker_label_key(value: str) -> str:
-    if value in ("docker.environment", "docker.role"):
-        raise ValueError(f"{quoted(value)} is set from cluster.environment and the group's role; remove it")
-    return value
-
-
-def _tag_key(value: str) -> str:
-    if not 1 <= len(value) <= 128:
-        raise ValueError(f"tag key {quoted(value)} has {len(value)} characters; AWS allows 1 to 128")
-    if value.lower().startswith("aws:"):
-        raise ValueError(f"tag key {quoted(value)} uses the reserved 'aws:' prefix; choose another prefix")
-    # Nodes read their tags from instance metadata, which restricts the characters of tag keys.
-    if not re.fullmatch(r"[A-Za-z0-9+=.,_:@-]+", value) or value in (".", "..", "_index"):
-        raise ValueError(
-            f"tag key {quoted(value)} cannot be exposed in instance metadata; use letters, digits and + - = . , _ : @"
-        )
-    return value
-
-
-def _tag_value(value: str) -> str:
-    if len(value) > 256:
-        raise ValueError(f"the value has {len(value)} characters; AWS tag values allow at most 256")
-    return value
-
-
-def _secret_text(value: str) -> str:
-    # Never quoted in a message: the value is a secret.
-    if any(token in value for token in METADATA_TOKENS):
-        raise ValueError("contains a $..._ipv4/6 token, which RancherOS replaces with instance metadata; use another")
-    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
-        raise ValueError("contains a line break or control character; use one line of printable text")
-    if value != value.strip() or not 16 <= len(value) <= 256:
-        raise ValueError(
-            f"has {len(value)} characters or surrounding whitespace; use 16-256 characters, e.g. `openssl rand -hex 32`"
-        )
-    return value
-
-
 def _aws_id(prefix: str, what: str) -> Check:
     return Check(f"{what} such as {prefix}-0123456789abcdef0", rf"{prefix}-([0-9a-f]{{8}}|[0-9a-f]{{17}})")
 
@@ -142,7 +58,7 @@ Cidr = Annotated[
     Check(
         "an IPv4 network address with a prefix length, such as 10.0.0.0/16",
         r"([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2}",
-        _ipv4_cidr,
+        rules.ipv4_cidr,
     ),
 ]
 Name = Annotated[str, Check("2-22 lower-case letters, digits or inner '-'", r"[a-z][a-z0-9-]{0,20}[a-z0-9]")]
@@ -154,7 +70,7 @@ ZoneId = Annotated[str, Check("a Route53 hosted zone id such as Z0123456789ABCDE
 InstanceType = Annotated[
     str,
     Check("an EC2 instance type such as t3.medium or m6i.large", r"[a-z][a-z0-9-]*\.[a-z0-9]+"),
-    Check("a size that exists of a family RancherOS 1.5.8 boots", None, _instance_type),
+    Check("a size that exists of a family RancherOS 1.5.8 boots", None, rules.instance_type),
 ]
 AvailabilityZone = Annotated[str, Check("an availability zone name such as eu-west-1a", r"[a-z]{2}(-[a-z]+)+-\d[a-z]")]
 Region = Annotated[str, Check("an AWS region such as eu-west-1", r"[a-z]{2}(-[a-z]+)+-\d")]
@@ -167,39 +83,50 @@ DnsName = Annotated[
 ]
 ImageRef = Annotated[
     str,
-    Check("an image reference with a tag such as registry:2.8.3", r"[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9][A-Za-z0-9._-]*"),
-    Check("not the tag 'latest', which is not pinned", r"(?!.*:latest$).*", _not_latest),
+    Check(
+        "an image reference [registry[:port]/]name:tag with a pinned tag (not 'latest'), such as registry:2.8.3",
+        rules.IMAGE_REFERENCE,
+        rules.image_reference,
+    ),
 ]
 # The rendered config.yml (S3 keys, objectacl, health checks) is written for distribution 2.8.
 RegistryImage = Annotated[
     ImageRef, Check("a registry 2.8.x image such as registry:2.8.3", r"([a-z0-9._-]+/)*registry:2\.8\.[0-9]+")
 ]
 EnvVarName = Annotated[
-    str, Check("an environment variable name of upper-case letters, digits and '_'", r"[A-Z][A-Z0-9_]*")
+    str,
+    Check("an environment variable name of upper-case letters, digits and '_'", r"[A-Z][A-Z0-9_]*"),
+    Check("not a name the node or its shells use (AWS_*, PATH, HOME, LD_*, ...)", None, rules.variable_name),
 ]
 KmsKeyArn = Annotated[
     str,
     Check(
-        "a KMS key ARN such as arn:aws:kms:eu-west-1:123456789012:key/<key id> (IAM cannot grant use of an alias)",
-        r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+",
+        "a KMS key ARN arn:<partition>:kms:<the stack's region>:<account>:key/<key id>, the key id a UUID or "
+        "mrk-<32 hex digits> (IAM cannot grant use of an alias)",
+        r"arn:aws(-cn|-us-gov|-iso|-iso-b)?:kms:[a-z]{2}(-[a-z]+)+-\d:\d{12}:key/"
+        r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})",
     ),
 ]
 SshPublicKey = Annotated[
     str,
     Check(
-        "an OpenSSH public key line (ssh-ed25519, ssh-rsa or ecdsa-sha2-*)",
-        r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,2}( [^\n]*)?",
+        "an OpenSSH public key line (ssh-ed25519, ssh-rsa or ecdsa-sha2-*), any comment printable ASCII without '$'",
+        r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,2}( [ -#%-~]*)?",
     ),
 ]
 BucketName = Annotated[
     str,
-    Check("an S3 bucket name of 3-63 lower-case letters, digits, '.' or '-'", r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"),
+    Check(
+        "an S3 bucket name: 3-63 lower-case letters, digits, '.' or '-', no '..', not an IP address, none of the "
+        "reserved prefixes (xn--, sthree-, amzn-s3-demo-) and suffixes (-s3alias, --ol-s3, .mrap, --x-s3, --table-s3)",
+        r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
+        rules.bucket_name,
+    ),
 ]
-DeviceName = Annotated[str, Check("a root device name such as /dev/sda1 or /dev/xvda", r"/dev/(sd[a-z]1?|xvd[a-z])")]
 LabelKey = Annotated[
     str,
     Check("a lower-case docker.* label key such as docker.tier", r"docker\.[a-z0-9][a-z0-9.-]*[a-z0-9]"),
-    Check("not docker.environment or docker.role (set by the program)", None, _docker_label_key),
+    Check("not docker.environment or docker.role (set by the program)", None, rules.docker_label_key),
 ]
 LabelValue = Annotated[
     str,
@@ -213,19 +140,19 @@ RuleDescription = Annotated[
     ),
 ]
 EnvironmentName = Annotated[
-    Name, Check("not starting with 'internal' or 'sg-' (AWS name prefixes)", None, _environment)
+    Name, Check("not starting with 'internal' or 'sg-' (AWS name prefixes)", None, rules.environment)
 ]
 TagKey = Annotated[
     str,
     Check(
-        "1-128 letters, digits and + - = . , _ : @, not starting with aws:",
-        r"(?![aA][wW][sS]:)[A-Za-z0-9+=.,_:@-]{1,128}",
-        _tag_key,
+        f"1-{rules.TAG_KEY_LIMIT} {rules.TAG_KEY_CHARACTERS}, not starting with aws:",
+        rf"(?![aA][wW][sS]:)[A-Za-z0-9+=._:@-]{{1,{rules.TAG_KEY_LIMIT}}}",
+        rules.tag_key,
     ),
 ]
-TagValue = Annotated[str, Check("at most 256 characters", r"[\s\S]{0,256}", _tag_value)]
+TagValue = Annotated[str, Check(f"0-256 {rules.TAG_VALUE_CHARACTERS}, not starting with aws:", None, rules.tag_value)]
 SecretText = Annotated[
-    str, Check("16-256 printable characters on one line, without surrounding whitespace", None, _secret_text)
+    str, Check("16-256 printable characters on one line, without surrounding whitespace", None, rules.secret_text)
 ]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Percent = Annotated[int, Field(ge=1, le=100)]

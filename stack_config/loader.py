@@ -9,12 +9,15 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from stack_config.aws_rules import aws_problems
 from stack_config.models import Secrets, StackConfig
+from stack_config.quoting import path_part, quoted
 from stack_config.rules import Problem, Sections, problems
 
 NAMESPACE = "swarm-cluster"
 REGION_KEY = "aws:region"
 SECRET_KEYS = frozenset(Secrets.model_fields)
+MAX_LISTED = 40  # a message is read by a person: past this many problems, the rest are counted
 
 
 class ConfigError(Exception):
@@ -44,10 +47,12 @@ def load_stack_config(stack: str, raw: Mapping[str, Any], secret_keys: Collectio
     found += _secret_problems(raw)
     has_secret = f"{NAMESPACE}:registryHttpSecret" in raw
     known = Sections(**{k: sections.get(k) for k in Sections.__dataclass_fields__})
-    found += [(_qualified(path), reason) for path, reason in problems(known, has_registry_secret=has_secret)]
+    cross_key = [*problems(known, has_registry_secret=has_secret), *aws_problems(known)]
+    found += [(_qualified(path), reason) for path, reason in cross_key]
     if found:
-        lines = [f"Pulumi.{stack}.yaml: {path}: {reason}" for path, reason in found]
-        raise ConfigError(f"invalid stack configuration ({len(lines)} problem(s)):\n" + "\n".join(lines))
+        lines = [f"Pulumi.{stack}.yaml: {path}: {reason}" for path, reason in found[:MAX_LISTED]]
+        listed = "" if len(found) <= MAX_LISTED else f", the first {MAX_LISTED} listed"
+        raise ConfigError(f"invalid stack configuration ({len(found)} problem(s){listed}):\n" + "\n".join(lines))
     return StackConfig.model_validate(data)
 
 
@@ -91,16 +96,47 @@ def _unflatten(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
     allowed = [k for k in StackConfig.model_fields if k != "region"]
     for full_key, value in sorted(raw.items()):
         namespace, _, key = full_key.partition(":")
+        if namespace != NAMESPACE and near_namespace(namespace):
+            found.append(
+                (path_part(full_key), f"the namespace {namespace!r} is not this project's; write {NAMESPACE}:{key}")
+            )
         if namespace != NAMESPACE or key in SECRET_KEYS:
             continue
         if key not in allowed:
-            found.append((full_key, f"unknown key; the {NAMESPACE} keys are {', '.join(allowed)}"))
+            found.append((path_part(full_key), f"unknown key; the {NAMESPACE} keys are {', '.join(allowed)}"))
             continue
         try:
             data[key] = json.loads(value) if isinstance(value, str) else value
         except json.JSONDecodeError:
-            found.append((full_key, f"got the text {value!r}; expected a YAML object or list"))
+            found.append((full_key, f"got the text {quoted(value)}; expected a YAML object or list"))
+        except RecursionError:
+            found.append((full_key, "nested too deeply to read; flatten the value"))
     return data, found
+
+
+def relevant(key: str) -> bool:
+    """Whether the program reads `key`: the region, the project's keys, and keys whose namespace is a typo of
+    the project's (which Pulumi would hand to no one, silently dropping a whole section)."""
+    namespace = key.partition(":")[0]
+    return key == REGION_KEY or namespace == NAMESPACE or near_namespace(namespace)
+
+
+def near_namespace(namespace: str) -> bool:
+    """`swarm_cluster`, `SwarmCluster`, `swarm-cluste`: another namespace a person meant to be ours."""
+    if namespace == NAMESPACE:
+        return False
+    squashed = "".join(c for c in namespace.lower() if c.isalnum())
+    return squashed == "".join(c for c in NAMESPACE if c.isalnum()) or _edits(namespace.lower(), NAMESPACE) <= 2
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
+    return row[-1]
 
 
 def _qualified(path: str) -> str:
@@ -111,7 +147,7 @@ def _problem(error: ErrorDetails, prefix: tuple[str, ...]) -> Problem:
     loc = (*prefix, *error["loc"])
     # "[key]" marks a problem with a mapping's key rather than its value; the key is already in the path.
     parts = [p for p in loc if p != "[key]"]
-    path = _qualified("".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip("."))
+    path = _qualified("".join(f"[{p}]" if isinstance(p, int) else f".{path_part(p)}" for p in parts).lstrip("."))
     kind, message = error["type"], error["msg"]
     if kind == "missing":
         return path, "missing; this key is required"
@@ -119,7 +155,7 @@ def _problem(error: ErrorDetails, prefix: tuple[str, ...]) -> Problem:
         return path, f"unknown key; allowed here: {', '.join(_allowed_keys(loc[:-1]))}"
     if kind == "value_error":
         return path, message.removeprefix("Value error, ")
-    return path, f"got {error['input']!r}; {message.replace('Input should be', 'expected')}"
+    return path, f"got {quoted(error['input'])}; {message.replace('Input should be', 'expected')}"
 
 
 def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:

@@ -4,11 +4,11 @@ validation, so one run reports every problem it can find, even while other keys 
 from __future__ import annotations
 
 import ipaddress
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from stack_config.models import Access, Cluster, Consul, Network, NodeGroup, Registry, TagVariable
+from stack_config.models import Access, Cluster, Consul, Network, NodeGroup, RancherOS, Registry, TagVariable
+from stack_config.quoting import quoted
 
 Problem = tuple[str, str]  # (key path inside the namespace, what is wrong and what is allowed)
 
@@ -28,10 +28,12 @@ RESERVED_GROUP_PREFIXES = ("cluster", "nodes", "consul", "registry", "swarm")
 class Sections:
     """The namespace's keys that are valid on their own; None where a key is missing or invalid."""
 
+    region: str | None
     cluster: Cluster | None
     network: Network | None
     access: Access | None
     consul: Consul | None
+    rancheros: RancherOS | None
     registry: Registry | None
     tagVariables: list[TagVariable] | None
     tags: dict[str, str] | None
@@ -60,9 +62,9 @@ def _network(config: Sections) -> Iterator[Problem]:
                 f"network.subnets[{i}].cidr",
                 f"{subnet.cidr} is not inside vpcCidr {config.network.vpcCidr}; subnets must lie inside the VPC",
             )
-    yield from _duplicates("network.subnets[{}].id", [s.id for s in config.network.subnets])
+    yield from duplicates("network.subnets[{}].id", [s.id for s in config.network.subnets])
     # Load balancers take one subnet per availability zone; a second one in a zone is rejected by AWS.
-    yield from _duplicates("network.subnets[{}].availabilityZone", [s.availabilityZone for s in config.network.subnets])
+    yield from duplicates("network.subnets[{}].availabilityZone", [s.availabilityZone for s in config.network.subnets])
 
 
 def _access(config: Sections) -> Iterator[Problem]:
@@ -99,7 +101,7 @@ def _node_groups(config: Sections) -> Iterator[Problem]:
     groups = config.nodeGroups
     if groups is None:
         return
-    yield from _duplicates("nodeGroups[{}].name", [g.name for g in groups])
+    yield from duplicates("nodeGroups[{}].name", [g.name for g in groups])
     if not any(g.swarmManager for g in groups):
         yield "nodeGroups", "no group has swarmManager: true; the cluster needs exactly one Swarm manager group"
     managers = [i for i, g in enumerate(groups) if g.swarmManager]
@@ -158,8 +160,8 @@ def _tags(config: Sections) -> Iterator[Problem]:
     tags, variables = config.tags, config.tagVariables
     if tags is None or variables is None:
         return
-    yield from _duplicates("tagVariables[{}].tag", [t.tag for t in variables])
-    yield from _duplicates("tagVariables[{}].variable", [t.variable for t in variables])
+    yield from duplicates("tagVariables[{}].tag", [t.tag for t in variables])
+    yield from duplicates("tagVariables[{}].variable", [t.variable for t in variables])
     owned = set(RESERVED_TAG_KEYS)
     for key in tags:
         if key in owned or key.startswith("docker."):
@@ -190,10 +192,10 @@ def _registry(config: Sections, has_secret: bool) -> Iterator[Problem]:
         )
 
 
-def _duplicates(path: str, values: list[str]) -> Iterator[Problem]:
-    counts = Counter(values)
+def duplicates(path: str, values: list[str], fix: str = "each must be unique") -> Iterator[Problem]:
+    """A problem at each repetition of a value (`path` has `{}` for the index)."""
     seen: set[str] = set()
     for i, value in enumerate(values):
-        if counts[value] > 1 and value in seen:
-            yield path.format(i), f"{value!r} is used more than once; each must be unique"
+        if value in seen:
+            yield path.format(i), f"{quoted(value)} is used more than once; {fix}"
         seen.add(value)
