@@ -69,7 +69,7 @@ SecurityGroupId = Annotated[str, _aws_id("sg", "a security group id")]
 ZoneId = Annotated[str, Check("a Route53 hosted zone id such as Z0123456789ABCDEFGHIJ", r"Z[A-Z0-9]{1,31}")]
 InstanceType = Annotated[
     str,
-    Check("an EC2 instance type such as t3.medium or m6i.large", r"[a-z][a-z0-9-]*\.[a-z0-9]+"),
+    Check("an EC2 instance type such as t3.medium or m6i.large", r"[a-z][a-z0-9-]{0,15}\.[a-z0-9]{1,15}"),
     Check("a size that exists of a family RancherOS 1.5.8 boots", None, rules.instance_type),
 ]
 AvailabilityZone = Annotated[str, Check("an availability zone name such as eu-west-1a", r"[a-z]{2}(-[a-z]+)+-\d[a-z]")]

@@ -98,7 +98,10 @@ def _unflatten(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
         namespace, _, key = full_key.partition(":")
         if namespace != NAMESPACE and near_namespace(namespace):
             found.append(
-                (path_part(full_key), f"the namespace {namespace!r} is not this project's; write {NAMESPACE}:{key}")
+                (
+                    path_part(full_key),
+                    f"the namespace {quoted(namespace)} is not this project's; write {NAMESPACE}:{path_part(key)}",
+                )
             )
         if namespace != NAMESPACE or key in SECRET_KEYS:
             continue

@@ -65,8 +65,9 @@ def ipv4_cidr(value: str) -> str:
     try:
         return str(ipaddress.IPv4Network(value, strict=True))
     except ValueError as error:
+        reason = str(error).replace(value, "it")  # ipaddress repeats the whole input
         raise ValueError(
-            f"{quoted(value)} is not a CIDR block ({error}); use a network address such as 10.0.0.0/16"
+            f"{quoted(value)} is not a CIDR block ({quoted(reason)[1:-1]}); use a network address such as 10.0.0.0/16"
         ) from None
 
 
