@@ -23,6 +23,7 @@ from offline.stack_files import PROJECT_ROOT, StackFileError
 from offline.stack_yaml import MAX_DEPTH
 from rendering.rancheros_host import RESERVED_VARIABLES
 from stack_config.value_rules import SHELL_VARIABLES
+from tests.cloud_config_checks import incompressible
 from tests.plan_runs import plan_in_process, project_copy
 from tests.stack_mutations import (
     MESSAGE_LIMIT,
@@ -534,7 +535,7 @@ def test_a_renderer_refusal_exits_2_without_asyncio_noise(tmp_path: Path) -> Non
     """What validation cannot foresee (the user-data size) is refused mid-run: still one line, no traceback and
     none of the "Future exception was never retrieved" the pending registrations print at interpreter exit."""
     copy = project_copy(tmp_path)
-    variables = [{"tag": f"example.s{i}", "variable": f"SETTING_{i}", "value": "v" * 256} for i in range(40)]
+    variables = [{"tag": f"example.s{i}", "variable": f"V_{i}", "value": incompressible(256, i)} for i in range(40)]
     (copy / "Pulumi.staging.yaml").write_text(
         dump(replaced(document("staging"), ("config", f"{NAMESPACE}:tagVariables"), variables))
     )
