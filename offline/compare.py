@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import binascii
 import difflib
-import io
 import json
 import subprocess
 import sys
-import tarfile
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -61,12 +59,17 @@ def compare(stack: str, ref: str, project: Path = PROJECT_ROOT) -> dict[str, Any
     with tempfile.TemporaryDirectory(prefix="plan-against-") as folder:
         base_dir = Path(folder)
         archive = subprocess.run(["git", "archive", commit], cwd=project, capture_output=True, check=True).stdout
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(base_dir, filter="data")
+        subprocess.run(["tar", "-x", "-C", str(base_dir)], input=archive, check=True)
         base_new = not (base_dir / f"Pulumi.{stack}.yaml").exists()
         runs = {side: _start(directory, stack) for side, directory in (("base", base_dir), ("head", project))}
-        head = _finish(runs["head"], f"the working tree's program for {stack}", config_status=2)
-        base = [] if base_new else _finish(runs["base"], f"the program at {ref} ({commit[:12]}) for {stack}", 1)
+        try:
+            head = _finish(runs["head"], f"the working tree's program for {stack}", config_status=2)
+            base = [] if base_new else _finish(runs["base"], f"the program at {ref} ({commit[:12]}) for {stack}", 1)
+        finally:
+            for process in runs.values():  # the other side of a failed comparison, not left running
+                if process.poll() is None:
+                    process.kill()
+                    process.communicate()
     diffs = diff_runs(base, head)
     return _report(stack, ref, commit, base_new, len(head), diffs, rollout(head, diffs))
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from offline.compare import compare, render
+from offline.compare import CompareError, compare, render
 from offline.refresh_time import BOOT_SECONDS
 from offline.stack_files import SECRET_PLACEHOLDER
 from tests.conftest import recorded
@@ -144,3 +144,12 @@ def test_a_replaced_security_group_replaces_its_rules_and_rolls_its_groups(proje
     assert rolling["staging-web"] == ["new launch template version (vpcSecurityGroupIds)"]
     # Each group keeps its name: AWS would refuse the replacement while the old group exists.
     assert "REPLACEMENT WILL FAIL: staging-web-sg (SecurityGroup) keeps its name" in "\n".join(report["warnings"])
+
+
+def test_an_invalid_working_tree_is_a_config_error(project: Path) -> None:
+    _edit(project, "staging", "consul", lambda consul: {**consul, "serverCount": 2})
+    with pytest.raises(CompareError) as caught:
+        compare("staging", "main", project)
+    assert caught.value.status == 2
+    assert "the working tree's program for staging rejects its stack configuration" in str(caught.value)
+    assert "Pulumi.staging.yaml: swarm-cluster:consul.serverCount: 2 is even" in str(caught.value)
