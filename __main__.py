@@ -27,6 +27,7 @@ services = ClusterServices(
         consul=config.consul,
         registry=config.registry,
         registry_http_secret=stack_settings.registry_http_secret(),
+        consul_gossip_key=stack_settings.consul_gossip_key(),
         host_image=HostImage(config.rancheros.amiId, ami.root_device_name, config.rancheros.kmsKeyArn),
         admin_cidrs=config.access.adminCidrs,
         admin_security_group_ids=config.access.adminSecurityGroupIds,

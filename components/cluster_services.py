@@ -2,7 +2,8 @@
 
 - a private Route53 zone (or an existing one) for the internal names;
 - the cluster security group every Swarm node carries, which allows overlay traffic among nodes;
-- Consul servers (Swarm discovery and the overlay network store) that find each other by EC2 tag;
+- Consul servers (Swarm discovery and the overlay network store) that find each other by EC2 tag,
+  and encrypt their gossip;
 - the private Docker registry, storing images in an encrypted, versioned S3 bucket.
 """
 
@@ -50,6 +51,7 @@ class ClusterServicesArgs:
     consul: Consul
     registry: Registry
     registry_http_secret: pulumi.Input[str] | None
+    consul_gossip_key: pulumi.Input[str]
     host_image: HostImage
     admin_cidrs: Sequence[str]
     admin_security_group_ids: Sequence[str]
@@ -124,24 +126,31 @@ class ClusterServices(pulumi.ComponentResource):
             child,
         )
         count = args.consul.serverCount
-        spec = ConsulServerSpec(
-            environment=args.environment,
-            datacenter=args.environment,
-            image=args.consul.image,
-            bootstrap_expect=count,
-            region=args.region,
-            join_tag_key=CONSUL_JOIN_TAG,
-            join_tag_value=args.environment,
-            ssh_authorized_keys=args.ssh_authorized_keys,
-            instance_type=args.consul.instanceType,
-        )
+
+        def render(gossip_key: str) -> str:
+            spec = ConsulServerSpec(
+                environment=args.environment,
+                datacenter=args.environment,
+                image=args.consul.image,
+                bootstrap_expect=count,
+                region=args.region,
+                join_tag_key=CONSUL_JOIN_TAG,
+                join_tag_value=args.environment,
+                ssh_authorized_keys=args.ssh_authorized_keys,
+                instance_type=args.consul.instanceType,
+                gossip_key=gossip_key,
+                gossip_enforcement=args.consul.gossipEnforcement,
+            )
+            return rendered("the Consul servers", lambda: render_consul_server(spec))
+
         RancherOSFleet(
             name,
             RancherOSFleetArgs(
                 ami_id=args.host_image.ami_id,
                 instance_type=args.consul.instanceType,
                 root_volume=self._root_volume(args.consul.rootVolumeSizeGb),
-                user_data=rendered("the Consul servers", lambda: render_consul_server(spec)),
+                # Secret: it carries the gossip key (Pulumi encrypts it in state and masks it in previews).
+                user_data=pulumi.Output.from_input(args.consul_gossip_key).apply(render),
                 security_group_ids=[servers.id],
                 subnet_ids=args.subnet_ids,
                 size=FleetSize(count, count, count),

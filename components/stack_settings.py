@@ -24,6 +24,10 @@ def registry_http_secret() -> pulumi.Output[str] | None:
     return pulumi.Config(NAMESPACE).get_secret("registryHttpSecret")
 
 
+def consul_gossip_key() -> pulumi.Output[str]:
+    return pulumi.Config(NAMESPACE).require_secret("consulGossipKey")
+
+
 def _raw_config() -> dict[str, Any]:
     """The keys the loader reads: the engine passes them through the environment, tests and the offline
     plan through the runtime's config map."""

@@ -14,7 +14,8 @@ from stack_config.quoting import quoted
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # `secure:` values are encrypted for the stack's secrets provider, which is not reachable offline.
-SECRET_PLACEHOLDER = "offline-placeholder-secret"
+# Base64 of 32 bytes, so it also passes as a Consul gossip key.
+SECRET_PLACEHOLDER = "b2ZmbGluZSBwbGFjZWhvbGRlciwgbm90IHNlY3JldCE="
 
 
 class StackFileError(Exception):

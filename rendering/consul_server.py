@@ -6,6 +6,16 @@ so one config serves every server. The config is written by the console (`write_
 which the console shares with the host and user Docker; the service waits for it, since RancherOS may
 start the container before the console has written its files on the first boot. Consul is a user-Docker
 service (rendering.node_services).
+
+Server turnover: a server that is terminated leaves the raft peer set on its way out
+(`leave_on_terminate`; servers default to not leaving), and autopilot removes servers that died
+without leaving, never below the configured server count (`min_quorum`). A new server must stay
+healthy for `server_stabilization_time` before it votes, well inside the instance refresh's warm-up,
+so it counts before the next old one stops. Autopilot reads these settings only when a cluster
+bootstraps (README, "Consul server turnover").
+
+Gossip is encrypted with the stack's 32-byte key. `gossip_enforcement` other than "full" is one of
+the two intermediate steps of turning encryption on in a running cluster (README, "Gossip encryption").
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rendering.inputs import require_image, require_name
 from rendering.node_services import ConfigFile, configured_service, host_user_data
@@ -29,6 +40,21 @@ _DATACENTER = re.compile(r"[a-z0-9_-]{1,64}")
 _TAG = re.compile(r"[A-Za-z0-9_.:/+@-]{1,128}")  # go-discover splits on spaces; `=` would be ambiguous
 
 
+# encrypt_verify_incoming / encrypt_verify_outgoing per step of turning gossip encryption on.
+GOSSIP_ENFORCEMENT = {"none": (False, False), "outgoing": (False, True), "full": (True, True)}
+
+
+def autopilot_settings(server_count: int) -> dict[str, Any]:
+    """The agent config's `autopilot` block."""
+    return {
+        "cleanup_dead_servers": True,
+        # 200ms (the default) flags a busy burstable instance as unhealthy and stalls its promotion.
+        "last_contact_threshold": "1s",
+        "server_stabilization_time": "30s",
+        "min_quorum": server_count,
+    }
+
+
 @dataclass(frozen=True)
 class ConsulServerSpec:
     environment: str
@@ -40,6 +66,8 @@ class ConsulServerSpec:
     join_tag_value: str
     ssh_authorized_keys: Sequence[str]
     instance_type: str  # sets rancher.resize_device
+    gossip_key: str  # base64 of 32 bytes (validated with the stack config)
+    gossip_enforcement: str = "full"
 
 
 def render_consul_config(spec: ConsulServerSpec) -> str:
@@ -52,6 +80,9 @@ def render_consul_config(spec: ConsulServerSpec) -> str:
     for what, tag in (("join_tag_key", spec.join_tag_key), ("join_tag_value", spec.join_tag_value)):
         if not _TAG.fullmatch(tag):
             raise ValueError(f"{what} {tag!r} may only hold letters, digits and _.:/+@- (no spaces or '=')")
+    if spec.gossip_enforcement not in GOSSIP_ENFORCEMENT:
+        raise ValueError(f"gossip_enforcement {spec.gossip_enforcement!r} must be one of {sorted(GOSSIP_ENFORCEMENT)}")
+    verify_incoming, verify_outgoing = GOSSIP_ENFORCEMENT[spec.gossip_enforcement]
     config = {
         "server": True,
         "bootstrap_expect": spec.bootstrap_expect,
@@ -65,6 +96,11 @@ def render_consul_config(spec: ConsulServerSpec) -> str:
         "ui_config": {"enabled": True},
         "disable_update_check": True,
         "log_level": "INFO",
+        "encrypt": spec.gossip_key,
+        "encrypt_verify_incoming": verify_incoming,
+        "encrypt_verify_outgoing": verify_outgoing,
+        "leave_on_terminate": True,
+        "autopilot": autopilot_settings(spec.bootstrap_expect),
     }
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
 

@@ -151,6 +151,7 @@ TagKey = Annotated[
     ),
 ]
 TagValue = Annotated[str, Check(f"0-256 {rules.TAG_VALUE_CHARACTERS}, not starting with aws:", None, rules.tag_value)]
+GossipKey = Annotated[str, Check(f"base64 of {rules.GOSSIP_KEY_BYTES} random bytes", None, rules.gossip_key)]
 SecretText = Annotated[
     str, Check("16-256 printable characters on one line, without surrounding whitespace", None, rules.secret_text)
 ]

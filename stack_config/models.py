@@ -21,6 +21,7 @@ from stack_config.fields import (
     DrainWindow,
     EnvironmentName,
     EnvVarName,
+    GossipKey,
     GroupSize,
     ImageRef,
     InstanceType,
@@ -132,6 +133,14 @@ class Consul(Strict):
     )
     rootVolumeSizeGb: VolumeSize = Field(
         20, description="Root volume size in GiB (Consul's data lives there and is replicated across servers)."
+    )
+    gossipEnforcement: Literal["full", "outgoing", "none"] = Field(
+        "full",
+        description=(
+            "How strictly servers require encrypted gossip: `full`. `none` (send and accept plaintext) and "
+            "`outgoing` (send encrypted, accept plaintext) are the two steps of enabling encryption on a running "
+            "cluster (see [Gossip encryption](#gossip-encryption))."
+        ),
     )
 
 
@@ -300,6 +309,15 @@ class StackConfig(Strict):
 class Secrets(Strict):
     """Keys set with `pulumi config set --secret`: the stack file holds only their ciphertext."""
 
+    consulGossipKey: GossipKey = Field(
+        description=(
+            "The Consul servers' gossip encryption key: "
+            '`pulumi config set --secret swarm-cluster:consulGossipKey "$(openssl rand -base64 32)"` (or an '
+            "`fn::secret` of an imported Pulumi ESC environment). Rendered only into the Consul servers' user-data, "
+            "which Pulumi then keeps encrypted; a wrong value is reported without being shown. Change it only as "
+            "described in [Gossip encryption](#gossip-encryption)."
+        )
+    )
     registryHttpSecret: SecretText | None = Field(
         None,
         description=(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 import unicodedata
@@ -176,5 +178,21 @@ def secret_text(value: str) -> str:
     if value != value.strip() or not 16 <= len(value) <= 256:
         raise ValueError(
             f"has {len(value)} characters or surrounding whitespace; use 16-256 characters, e.g. `openssl rand -hex 32`"
+        )
+    return value
+
+
+GOSSIP_KEY_BYTES = 32  # Consul accepts 16, 24 or 32; AES-256 is what `consul keygen` makes
+
+
+def gossip_key(value: str) -> str:
+    # Never quoted in a message: the value is a secret.
+    try:
+        size = len(base64.b64decode(value, validate=True))
+    except binascii.Error:
+        size = -1
+    if size != GOSSIP_KEY_BYTES:
+        raise ValueError(
+            f"is not base64 of {GOSSIP_KEY_BYTES} bytes; generate one with `openssl rand -base64 32` or `consul keygen`"
         )
     return value

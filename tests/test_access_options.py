@@ -19,13 +19,13 @@ SSH_CIDR = "10.8.12.0/24"
 
 @cache
 def opened_up() -> StackRun:
-    values, _ = stack_config_map("staging")
+    values, secrets = stack_config_map("staging")
     access = json.loads(values["swarm-cluster:access"])
     access.update(sshCidrs=[SSH_CIDR], sshAuthorizedKeys=[KEY], ssmSessionManager=True)
     values["swarm-cluster:access"] = json.dumps(access)
     dns = json.loads(values["swarm-cluster:dns"])
     values["swarm-cluster:dns"] = json.dumps({**dns, "existingZoneId": ZONE})
-    return run_stack("staging", config=values)
+    return run_stack("staging", config=values, secret_keys=secrets)
 
 
 def test_ssh_only_from_the_configured_ranges_on_every_host() -> None:
@@ -70,3 +70,17 @@ def test_registry_secret_is_marked_secret_and_rendered() -> None:
     assert yaml.safe_load(config["content"])["http"]["secret"] == SECRET_PLACEHOLDER
     staging = recorded("staging").named("aws:ec2/launchTemplate:LaunchTemplate", "staging-cluster-registry-lt")
     assert staging.secret_inputs == ()
+
+
+def test_gossip_key_is_rendered_only_into_secret_consul_user_data() -> None:
+    for stack in ("staging", "production"):
+        template = recorded(stack).named("aws:ec2/launchTemplate:LaunchTemplate", f"{stack}-cluster-consul-lt")
+        assert template.secret_inputs == ("userData",), "Pulumi must encrypt user-data that carries the key"
+        user_data = yaml.safe_load(base64.b64decode(template.inputs["userData"]))
+        [config] = [f for f in user_data["write_files"] if f["path"].endswith("server.json")]
+        assert json.loads(config["content"])["encrypt"] == SECRET_PLACEHOLDER
+        # The registry's secret has the same offline placeholder; the Swarm nodes carry no secret at all.
+        nodes = [
+            t for t in recorded(stack).of_type("aws:ec2/launchTemplate:LaunchTemplate") if "-cluster-" not in t.name
+        ]
+        assert nodes and all(t.secret_inputs == () for t in nodes)

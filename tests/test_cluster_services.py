@@ -78,6 +78,16 @@ def test_consul_auto_join_matches_tags_and_permission(stack: str) -> None:
     assert statement["Condition"] == {"StringEquals": {"aws:RequestedRegion": cfg.region}}
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_consul_turnover_and_gossip_settings(stack: str) -> None:
+    consul_json, cfg = _consul_config(recorded(stack), stack), config(stack)
+    assert consul_json["leave_on_terminate"] is True
+    assert consul_json["autopilot"]["min_quorum"] == cfg.consul.serverCount  # type: ignore[index]
+    full = cfg.consul.gossipEnforcement == "full"
+    assert consul_json["encrypt_verify_incoming"] is full
+    assert consul_json["encrypt_verify_outgoing"] is (cfg.consul.gossipEnforcement != "none")
+
+
 def _consul_config(run: StackRun, stack: str) -> dict[str, object]:
     files = _user_data(run, f"{stack}-cluster-consul-lt")["write_files"]
     [entry] = [f for f in files if str(f["path"]).endswith(".json")]  # type: ignore[union-attr]

@@ -112,13 +112,13 @@ def test_aws_names_fit_their_limits(stack: str) -> None:
 
 
 def test_user_data_too_large_is_a_config_error_naming_the_group() -> None:
-    values, _ = stack_config_map("staging")
+    values, secrets = stack_config_map("staging")
     values["swarm-cluster:tagVariables"] = json.dumps(
         # random values: user-data is stored gzip'd, so only text that does not compress reaches the limit
         [{"tag": f"example.setting{i}", "variable": f"SETTING_{i}", "value": incompressible(256, i)} for i in range(40)]
     )
     with pytest.raises(pulumi.RunError) as caught:
-        run_stack("staging", config=values)
+        run_stack("staging", config=values, secret_keys=secrets)
     message = str(caught.value)
     assert message.startswith("cannot render the user-data of node group ")
     assert "EC2 accepts at most 16384 bytes" in message

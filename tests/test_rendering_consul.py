@@ -20,6 +20,7 @@ from tests.cloud_config_checks import (
     shellcheck_errors,
 )
 
+GOSSIP_KEY = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0ZXN0a2V5Zm9ydGhlcmVuZGVyZXJ0ZXN0cw== ops@example"
 
 
@@ -34,6 +35,7 @@ def spec(**changes: Any) -> ConsulServerSpec:
         join_tag_value="staging",
         ssh_authorized_keys=[KEY],
         instance_type="t3.small",
+        gossip_key=GOSSIP_KEY,
     )
     return dataclasses.replace(base, **changes)
 
@@ -48,6 +50,27 @@ def test_config_parses_back() -> None:
     assert config["ui_config"] == {"enabled": True}
     assert config["data_dir"] == "/consul/data"
     assert config["bind_addr"] == '{{ GetInterfaceIP "eth0" }}'
+    assert config["encrypt"] == GOSSIP_KEY
+    assert config["leave_on_terminate"] is True
+
+
+@pytest.mark.parametrize(
+    ("enforcement", "incoming", "outgoing"),
+    [("full", True, True), ("outgoing", False, True), ("none", False, False)],
+)
+def test_gossip_enforcement_steps(enforcement: str, incoming: bool, outgoing: bool) -> None:
+    config = json.loads(render_consul_config(spec(gossip_enforcement=enforcement)))
+    assert (config["encrypt_verify_incoming"], config["encrypt_verify_outgoing"]) == (incoming, outgoing)
+
+
+@pytest.mark.parametrize("servers", [1, 3, 5])
+def test_autopilot_cleans_up_but_never_below_the_server_count(servers: int) -> None:
+    autopilot = json.loads(render_consul_config(spec(bootstrap_expect=servers)))["autopilot"]
+    assert autopilot["cleanup_dead_servers"] is True
+    assert autopilot["min_quorum"] == servers
+    # A new server must be promoted to voter well inside the instance refresh warm-up (300 s).
+    assert autopilot["server_stabilization_time"] == "30s"
+    assert autopilot["last_contact_threshold"] == "1s"
 
 
 @pytest.mark.parametrize(
@@ -58,6 +81,7 @@ def test_config_parses_back() -> None:
         {"join_tag_key": "a=b"},
         {"region": "Ireland"},
         {"datacenter": "Staging DC"},
+        {"gossip_enforcement": "partial"},
     ],
 )
 def test_bad_config_input_is_refused(changes: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from offline.stack_files import stack_config_map
-from stack_config.loader import ConfigError, load_stack_config
+from stack_config.loader import SECRET_KEYS, ConfigError, load_stack_config
 from stack_config.models import StackConfig
 
 Raw = dict[str, Any]
@@ -21,7 +21,7 @@ PROBLEM_LINE = re.compile(r"Pulumi\.[a-z-]+\.yaml: \S+: [^;]+; .+")
 def _raw(stack: str) -> Raw:
     values, _ = stack_config_map(stack)
     return {
-        k: json.loads(v) if k.startswith("swarm-cluster:") and k != "swarm-cluster:registryHttpSecret" else v
+        k: json.loads(v) if k.startswith("swarm-cluster:") and k.partition(":")[2] not in SECRET_KEYS else v
         for k, v in values.items()
     }
 
@@ -286,3 +286,28 @@ def test_defaults_are_safe() -> None:
     assert config.access.ssmSessionManager is False
     manager = next(g for g in config.nodeGroups if g.swarmManager)
     assert manager.scale_in_protected and not manager.autoscaled
+
+
+GOSSIP = "swarm-cluster:consulGossipKey"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "c2hvcnQ=",  # base64, but 5 bytes
+        "not base64 at all!",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nzg5YWJjZGVm",  # 48 bytes
+    ],
+)
+def test_gossip_key_must_be_32_bytes_of_base64_and_is_never_quoted(value: str) -> None:
+    problems = _problems("staging", _set(GOSSIP, value))
+    assert problems == [
+        f"Pulumi.staging.yaml: {GOSSIP}: is not base64 of 32 bytes; generate one with `openssl rand -base64 32` "
+        "or `consul keygen`"
+    ]
+    assert all(value not in line for line in problems)
+
+
+def test_gossip_key_is_required() -> None:
+    [problem] = _problems("production", lambda raw: raw.pop(GOSSIP))
+    assert problem == f"Pulumi.production.yaml: {GOSSIP}: missing; this key is required"
