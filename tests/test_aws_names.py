@@ -54,7 +54,7 @@ def _named(run: StackRun) -> list[tuple[str, str]]:
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(environment=_names, port=st.sampled_from([80, 5000, 65535]))
 def test_every_aws_name_fits_its_limit(environment: str, port: int) -> None:
-    run = run_stack("staging", config=_longest_config(environment, port))
+    run = run_stack("staging", config=_longest_config(environment, port), secret_keys=stack_config_map("staging")[1])
     named = _named(run)
     assert named
     for type_token, name in named:

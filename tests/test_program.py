@@ -41,14 +41,14 @@ def test_the_only_cloud_lookups_are_the_ami_and_the_account(stack: str) -> None:
 
 
 def test_bad_config_fails_before_any_resource() -> None:
-    values, _ = stack_config_map("staging")
+    values, secrets = stack_config_map("staging")
     groups = json.loads(values["swarm-cluster:nodeGroups"])
     groups[1]["maxSize"] = 0
     values["swarm-cluster:nodeGroups"] = json.dumps(groups)
     values["swarm-cluster:consul"] = json.dumps({"serverCount": 2})
     partial = StackRun(stack="staging")
     with pytest.raises(pulumi.RunError) as caught:
-        run_stack("staging", config=values, record=partial)
+        run_stack("staging", config=values, secret_keys=secrets, record=partial)
     assert partial.resources == [] and partial.invokes == [], "nothing may be declared for an invalid config"
     message = str(caught.value)
     assert "Pulumi.staging.yaml: swarm-cluster:nodeGroups[1].maxSize: " in message
