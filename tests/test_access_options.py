@@ -76,7 +76,7 @@ def test_gossip_key_is_rendered_only_into_secret_consul_user_data() -> None:
     for stack in ("staging", "production"):
         template = recorded(stack).named("aws:ec2/launchTemplate:LaunchTemplate", f"{stack}-cluster-consul-lt")
         assert template.secret_inputs == ("userData",), "Pulumi must encrypt user-data that carries the key"
-        user_data = yaml.safe_load(base64.b64decode(template.inputs["userData"]))
+        user_data = yaml.safe_load(decode_user_data(template.inputs["userData"]))
         [config] = [f for f in user_data["write_files"] if f["path"].endswith("server.json")]
         assert json.loads(config["content"])["encrypt"] == SECRET_PLACEHOLDER
         # The registry's secret has the same offline placeholder; the Swarm nodes carry no secret at all.
