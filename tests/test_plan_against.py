@@ -153,3 +153,15 @@ def test_an_invalid_working_tree_is_a_config_error(project: Path) -> None:
     assert caught.value.status == 2
     assert "the working tree's program for staging rejects its stack configuration" in str(caught.value)
     assert "Pulumi.staging.yaml: swarm-cluster:consul.serverCount: 2 is even" in str(caught.value)
+
+
+def test_a_new_consul_image_on_staging_warns_of_the_lone_server(project: Path) -> None:
+    _edit(project, "staging", "consul", lambda consul: {**consul, "image": "hashicorp/consul:1.20.3"})
+    report = compare("staging", "main", project)
+    [roll] = report["rollout"]
+    assert roll["group"] == "staging-cluster-consul" and roll["how"].endswith("an outage")
+    [warning] = report["warnings"]
+    assert warning.startswith("LONE CONSUL SERVER REPLACED: staging-cluster-consul")
+    assert "KV data" in warning
+    template = next(r for r in report["resources"] if r["name"] == "staging-cluster-consul-lt")
+    assert "hashicorp/consul:1.20.3" in render(report) and [c["path"] for c in template["changes"]] == ["userData"]
