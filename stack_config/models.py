@@ -163,7 +163,7 @@ class Registry(Strict):
 
 class TagVariable(Strict):
     tag: TagKey = Field(description="Tag key carried by every node, e.g. `example.db.host`.")
-    variable: EnvVarName = Field(description="Environment variable it becomes on every node, e.g. `DB_HOST`.")
+    variable: EnvVarName = Field(description="Variable name it becomes on every Swarm node, e.g. `DB_HOST`.")
     value: TagValue = Field(description="The value.")
 
 
@@ -291,7 +291,10 @@ class StackConfig(Strict):
     registry: Registry = Field(description="The private Docker registry (`docker.<zone>`), storing images in S3.")
     tagVariables: list[TagVariable] = Field(
         default_factory=list,
-        description="Instance tags whose values become environment variables on every node.",
+        description=(
+            "Instance tags whose values every Swarm node carries as variables: in login shells and in "
+            "/etc/swarm-cluster/environment, not in Swarm containers' environment (see 'Variables on a node')."
+        ),
     )
     tags: dict[TagKey, TagValue] = Field(
         default_factory=dict,
