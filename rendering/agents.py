@@ -12,11 +12,13 @@ Files
     replaces `$private_ipv4` and friends anywhere in user-data, so code containing them is refused.
 
 Service
-    A user-Docker RancherOS service (no `io.rancher.os.scope`: user Docker 19.03 pulls the OCI image
-    index that system-docker cannot) running `python3 -m node_agents.<module>` in node_agents.image's
-    AGENT_IMAGE, with the agents directory mounted read-only and on PYTHONPATH, `restart: always`. Host
-    networking by default: agents talk to the node's own engine and Consul on loopback and to the
-    instance metadata service, which node-bootstrap's DOCKER-USER rule blocks for bridged containers.
+    A user-Docker RancherOS service made by rendering.node_services.user_service (no `io.rancher.os.scope`:
+    user Docker 19.03 pulls the OCI image index that system-docker cannot; node-images pulls it with
+    retries first and node-health watches it) running `python3 -m node_agents.<module>` in
+    node_agents.image's AGENT_IMAGE, with the agents directory mounted read-only and on PYTHONPATH,
+    `restart: always`. Host networking by default: agents talk to the node's own engine and Consul on
+    loopback and to the instance metadata service, which node-bootstrap's DOCKER-USER rule blocks for
+    bridged containers.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 
 from node_agents.image import AGENT_IMAGE
 from rendering.inputs import METADATA_TOKENS
+from rendering.node_services import user_service
 
 PACKAGE = "node_agents"
 AGENTS_DIR = "/opt/swarm-cluster/agents"
@@ -97,13 +100,12 @@ def agent_service(
 ) -> dict[str, Any]:
     """{name: the RancherOS service that runs `node_agents.<module>`}, for `rancher.services`."""
     env = {"PYTHONPATH": AGENTS_DIR, "PYTHONDONTWRITEBYTECODE": "1", **(environment or {})}
-    service: dict[str, Any] = {
-        "image": AGENT_IMAGE,
+    options: dict[str, Any] = {
         "command": ["python3", "-m", f"{PACKAGE}.{module}", *args],
         "environment": [f"{key}={value}" for key, value in env.items()],
         "volumes": [f"{AGENTS_DIR}:{AGENTS_DIR}:ro", *volumes],
-        "restart": "always",
     }
     if host_network:
-        service["net"] = "host"
-    return {name: service}
+        options["net"] = "host"
+    services: dict[str, Any] = user_service(name, AGENT_IMAGE, **options)["rancher"]["services"]
+    return services

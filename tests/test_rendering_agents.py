@@ -76,7 +76,9 @@ def test_agent_service_is_a_user_docker_service() -> None:
         volumes=["/var/lib/x:/state"],
     ).items()
     assert name == "drain-agent"
-    assert service["image"] == AGENT_IMAGE and "labels" not in service  # no io.rancher.os.scope: user Docker
+    assert service["image"] == AGENT_IMAGE
+    # No io.rancher.os.scope: user Docker; started after node-images pulled its image with retries.
+    assert service["labels"] == {"io.rancher.os.after": "node-images"}
     assert service["command"] == ["python3", "-m", "node_agents.drain", "--window", "300"]
     assert f"PYTHONPATH={AGENTS_DIR}" in service["environment"]
     assert "SWARM_HOST=tcp://127.0.0.1:4000" in service["environment"]

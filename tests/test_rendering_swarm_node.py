@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-import stat
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +13,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rendering.inputs import METADATA_TOKENS
-from rendering.rancheros_host import bootstrap_script
 from rendering.swarm_node import SwarmNodeSpec, render_swarm_node
 from rendering.yaml_text import UserDataTooLarge
 from tests.cloud_config_checks import (
@@ -250,114 +246,3 @@ def test_snippets_and_shellcheck_findings() -> None:
     assert any(p.startswith("write_files /x.sh:") and "SC3010" in p for p in problems)
     assert any(p.startswith("runcmd[0]:") and "SC2086" in p for p in problems)
     assert any(p.startswith("rancher.services.s.entrypoint:") and "SC2086" in p for p in problems)
-
-
-# --- The bootstrap script under a real POSIX shell, with the host's tools stubbed ------------------
-
-# iptables keeps its chains and rules in $RULES: `-n -L`, `-N`, `-C` and `-I CHAIN 1` behave as the
-# real one does for the script; every call goes to $LOG.
-IPTABLES_STUB = """echo "iptables $*" >> "$LOG"
-[ "$1" = -w ] || exit 2
-shift
-case "$1" in
-  -n) [ "$2" = -L ] && grep -qxF -- "chain $3" "$RULES" ;;
-  -N) ! grep -qxF -- "chain $2" "$RULES" && echo "chain $2" >> "$RULES" ;;
-  -C) shift; grep -qxF -- "$*" "$RULES" ;;
-  -I) chain=$2; [ "$3" = 1 ] || exit 2; shift 3; echo "$chain $*" >> "$RULES" ;;
-  *) exit 2 ;;
-esac"""
-
-STUBS = {
-    "wget": 'echo "wget $*" >> "$LOG"\n'
-    'case "$*" in\n'
-    "  */instance-id) echo i-0123456789abcdef0 ;;\n"
-    "  */local-ipv4) echo 10.20.1.5 ;;\n"
-    "  */placement/availability-zone) echo eu-west-1a ;;\n"
-    "  */placement/region) echo eu-west-1 ;;\n"
-    "  */instance-type) echo t3.medium ;;\n"
-    "  *) exit 8 ;;\nesac",
-    "iptables": IPTABLES_STUB,
-    "ros": 'echo "ros $*" >> "$LOG"',
-    "hostname": 'echo "hostname $*" >> "$LOG"',
-    "sleep": "exit 0",
-}
-
-CONTAINMENT_RULES = [
-    "DOCKER-USER -d 169.254.169.254/32 -j DROP",
-    *(f"DOCKER-USER -o eth0 -p tcp --dport {port} -j DROP" for port in (2375, 2376, 4000, 8500)),
-    *(
-        f"INPUT -i {bridge} -p tcp --dport {port} -j DROP"
-        for bridge in ("docker0", "br-+", "docker_gwbridge")
-        for port in (2375, 2376, 4000)
-    ),
-]
-
-
-def run_bootstrap(tmp_path: Path, stubs: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run the rendered script under dash; stubs, $LOG, $RULES and the hosts file live in tmp_path."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    for name, body in stubs.items():
-        stub = bin_dir / name
-        stub.write_text(f"#!/bin/sh\n{body}\n")
-        stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
-    hosts, rules = tmp_path / "hosts", tmp_path / "rules"
-    if not hosts.exists():
-        hosts.write_text("127.0.0.1 localhost\n")
-    if not rules.exists():
-        rules.write_text("chain INPUT\nchain FORWARD\nchain OUTPUT\n")  # a fresh boot: no DOCKER-USER yet
-    script = (
-        bootstrap_script("staging-web", {})
-        .replace("/etc/hosts", str(hosts))
-        .replace("/run/swarm-cluster/identity", str(tmp_path / "identity"))
-        .replace("/dev/console", str(tmp_path / "console"))
-    )
-    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(tmp_path / "log"), "RULES": str(rules)}
-    return subprocess.run(["dash", "-c", script], env=env, capture_output=True, text=True, check=False)
-
-
-def test_bootstrap_script_contains_imds_then_names_the_host(tmp_path: Path) -> None:
-    result = run_bootstrap(tmp_path, STUBS)
-    assert result.returncode == 0, result.stderr
-    calls = (tmp_path / "log").read_text().splitlines()
-    assert calls[:4] == [
-        "iptables -w -n -L DOCKER-USER",
-        "iptables -w -N DOCKER-USER",
-        "iptables -w -C DOCKER-USER -d 169.254.169.254/32 -j DROP",
-        "iptables -w -I DOCKER-USER 1 -d 169.254.169.254/32 -j DROP",
-    ]
-    assert "ros config set rancher.environment.AWS_LOCAL_IPV4 10.20.1.5" in calls
-    assert "ros config set rancher.environment.AWS_AVAILABILITY_ZONE eu-west-1a" in calls
-    assert "ros config set rancher.environment.AWS_INSTANCE_TYPE t3.medium" in calls
-    assert "hostname staging-web-i-0123456789abcdef0" in calls
-    assert "ros config set hostname staging-web-i-0123456789abcdef0" in calls
-    assert (tmp_path / "hosts").read_text().endswith("127.0.1.1 staging-web-i-0123456789abcdef0\n")
-
-
-def test_bootstrap_script_keeps_containers_off_the_control_ports_once(tmp_path: Path) -> None:
-    result = run_bootstrap(tmp_path, STUBS)
-    assert result.returncode == 0, result.stderr
-    rules = (tmp_path / "rules").read_text().splitlines()
-    assert [r for r in rules if not r.startswith("chain ")] == CONTAINMENT_RULES
-    calls = (tmp_path / "log").read_text().splitlines()
-    last_rule = max(i for i, call in enumerate(calls) if call.startswith("iptables -w -I "))
-    assert not any(call.startswith(("wget ", "ros ", "hostname ")) for call in calls[:last_rule])
-
-    # The next boot, or a second run by hand: every rule is found, nothing is added.
-    (tmp_path / "log").write_text("")
-    result = run_bootstrap(tmp_path, STUBS)
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / "rules").read_text().splitlines() == rules
-    calls = (tmp_path / "log").read_text().splitlines()
-    assert [c for c in calls if c.startswith(("iptables -w -I ", "iptables -w -N "))] == []
-    assert len([c for c in calls if c.startswith("iptables -w -C ")]) == len(CONTAINMENT_RULES)
-
-
-def test_bootstrap_script_refuses_garbage_metadata(tmp_path: Path) -> None:
-    result = run_bootstrap(tmp_path, {**STUBS, "wget": "echo '<html>error</html>'"})
-    assert result.returncode == 1
-    assert "unexpected instance-id" in result.stderr
-    log = (tmp_path / "log").read_text()
-    assert "hostname" not in log
-    assert "DOCKER-USER 1 -d 169.254.169.254/32 -j DROP" in log
-    assert "INPUT 1 -i docker0 -p tcp --dport 2375 -j DROP" in log
