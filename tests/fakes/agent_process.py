@@ -43,12 +43,12 @@ def agent_env(imds_url: str | None = None, aws: FakeAws | None = None, **extra: 
 
 
 def run_agent(
-    module: str, args: list[str], env: dict[str, str], *, timeout: float = TIMEOUT
+    module: str, args: list[str], env: dict[str, str], *, timeout: float = TIMEOUT, cwd: Path = ROOT
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", f"node_agents.{module}", *args],
         env=env,
-        cwd=ROOT,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -59,17 +59,21 @@ def run_agent(
 class AgentProcess:
     """A long-running agent; its stdout and stderr lines are collected in `lines` as they come."""
 
-    def __init__(self, module: str, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, module: str, args: list[str], env: dict[str, str], *, cwd: Path = ROOT) -> None:
         self.command = [sys.executable, "-m", f"node_agents.{module}", *args]
         self.env = env
+        self.cwd = cwd
         self.lines: list[str] = []
+        self._started_at = 0  # index in `lines` where the current run's output begins
         self._process: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
         self._changed = threading.Condition()
 
     def start(self) -> None:
+        with self._changed:
+            self._started_at = len(self.lines)
         self._process = subprocess.Popen(
-            self.command, env=self.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            self.command, env=self.env, cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
         self._reader = threading.Thread(target=self._read, args=(self._process,), daemon=True)
         self._reader.start()
@@ -91,13 +95,13 @@ class AgentProcess:
         return "\n".join(self.lines)
 
     def wait_for(self, pattern: str, *, timeout: float = TIMEOUT) -> str:
-        """The first line (so far or to come) matching `pattern`; AssertionError with the output on timeout
-        or if the agent exits without printing it."""
+        """The first line of the current run (since the last start or restart), printed already or to come,
+        that matches `pattern`; AssertionError with the output on timeout or if the agent exits first."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
-                for line in self.lines:
+                for line in self.lines[self._started_at :]:
                     if regex.search(line):
                         return line
                 exited = self.returncode is not None and not (self._reader and self._reader.is_alive())
@@ -112,6 +116,8 @@ class AgentProcess:
         code = self._process.wait(timeout=timeout)
         if self._reader:
             self._reader.join(timeout=5)
+        if self._process.stdout is not None:
+            self._process.stdout.close()
         return code
 
     def kill(self) -> None:
