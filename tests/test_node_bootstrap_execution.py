@@ -85,13 +85,13 @@ def _wire(node: str, peer: str, ctr: str) -> None:
     sh(
         f"ip addr add {NODE_IP}/24 dev eth0 && ip link set eth0 up && ip route add {IMDS}/32 via {PEER_IP} && "
         f"ip link add docker0 type bridge && ip addr add {BRIDGE_IP}/16 dev docker0 && ip link set docker0 up && "
-        "ip link set vethc master docker0 up && sysctl -qw net.ipv4.ip_forward=1",
+        "ip link set vethc master docker0 up && busybox sysctl -qw net.ipv4.ip_forward=1",
         netns=node,
     )
     sh(
         f"ip link set peer0 name eth0 && ip addr add {PEER_IP}/24 dev eth0 && ip link set eth0 up && "
-        f"ip addr add {IMDS}/32 dev lo && sysctl -qw net.ipv4.conf.all.route_localnet=1 && "
-        "sysctl -qw net.ipv4.conf.eth0.route_localnet=1",
+        f"ip addr add {IMDS}/32 dev lo && busybox sysctl -qw net.ipv4.conf.all.route_localnet=1 && "
+        "busybox sysctl -qw net.ipv4.conf.eth0.route_localnet=1",
         netns=peer,
     )
     sh(
