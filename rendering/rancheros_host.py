@@ -97,7 +97,7 @@ def _code(name: str, *, shebang: bool = True) -> str:
     return "\n".join([lines[0], *kept] if shebang else kept) + "\n"
 
 
-def bootstrap_script(prefix: str, advertise: Mapping[str, int]) -> str:
+def _bootstrap_script(prefix: str, advertise: Mapping[str, int]) -> str:
     """node-bootstrap; `advertise` maps `<service>/<VARIABLE>` to the port advertised with the node's IP."""
     lines = "\n".join(f"{key} {port}" for key, port in sorted(advertise.items()))
     return script("node-bootstrap.sh", PREFIX=prefix, IMDS=IMDS_ADDRESS, IDENTITY=IDENTITY_FILE, ADVERTISE=lines)
@@ -128,7 +128,7 @@ def host_document(
             "path": BOOTSTRAP_SCRIPT_PATH,
             "permissions": "0755",
             "owner": "root",
-            "content": bootstrap_script(prefix, advertise or {}),
+            "content": _bootstrap_script(prefix, advertise or {}),
         },
         # The console runs /etc/rc.local after writing files and before it starts sshd. sshd uses the first
         # value it reads for an option, so ours go first; only options every OpenSSH 7/8 accepts.
