@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
+from components.rancheros_fleet import WARMUP_SECONDS
 from rendering.node_services import (
+    DOCKER_WAIT_SECONDS,
     HEALTH_DEADLINE_SECONDS,
     HEALTH_INTERVAL_SECONDS,
     PULL_ATTEMPTS,
@@ -163,3 +165,11 @@ def test_a_node_unhealthy_at_the_deadline_says_why_and_powers_off(
     console = box.read("console")
     assert f"node-health: UNHEALTHY: {reason}" in console
     assert re.search(r"not healthy \d+s after boot; powering off", console)
+
+
+def test_the_deadline_outlasts_every_retry_and_the_groups_grace_period() -> None:
+    """No tight replacement loop: a node gets the whole retry budget, and lives far longer than the grace
+    period, before node-health gives up on it."""
+    retrying = DOCKER_WAIT_SECONDS + sum(_backoff(PULL_ATTEMPTS - 1))
+    assert retrying < HEALTH_DEADLINE_SECONDS
+    assert HEALTH_DEADLINE_SECONDS >= 5 * WARMUP_SECONDS

@@ -85,6 +85,12 @@ def test_the_root_disk_is_resized_on_the_device_the_instance_type_shows(stack: s
 
 
 @pytest.mark.parametrize(("stack", "template"), _templates())
+def test_a_node_that_powers_itself_off_is_terminated_so_its_group_replaces_it(stack: str, template: str) -> None:
+    inputs = recorded(stack).named("aws:ec2/launchTemplate:LaunchTemplate", template).inputs
+    assert inputs["instanceInitiatedShutdownBehavior"] == "terminate"
+
+
+@pytest.mark.parametrize(("stack", "template"), _templates())
 def test_every_shell_snippet_passes_shellcheck(stack: str, template: str) -> None:
     assert shellcheck_errors(_text(stack, template)) == []
 
