@@ -112,9 +112,13 @@ def error_of(what: str, status: int, body: bytes) -> AwsError:
     return AwsError(what, status, fields.get("Code", f"HTTP{status}"), fields.get("Message", ""))
 
 
+# Signed with role credentials that expired in between: fetched again, then retried.
+EXPIRED_CODES = frozenset(("ExpiredToken", "ExpiredTokenException", "RequestExpired"))
+
+
 def retryable(error: Exception) -> bool:
     if isinstance(error, AwsError):
-        return error.code in THROTTLING_CODES or error.status >= 500
+        return error.code in THROTTLING_CODES or error.code in EXPIRED_CODES or error.status >= 500
     return isinstance(error, HttpUnreachable)
 
 
@@ -164,7 +168,8 @@ class Aws:
         base: str | None = None,
     ) -> Response:
         """A signed request to `(base or endpoint(service)) + target` (path and query, already encoded),
-        retried on throttling, 5xx and unreachable endpoints. `what` names the call in errors and logs."""
+        retried on throttling, 5xx, expired credentials and unreachable endpoints. `what` names the call in
+        errors and logs."""
         base = base or self.endpoint(service)
 
         def attempt() -> Response:
@@ -181,7 +186,10 @@ class Aws:
             try:
                 return HttpClient(base, timeout=TIMEOUT).request(method, target, body=body, headers=signed)
             except HttpStatusError as error:
-                raise error_of(what, error.status, error.body) from None
+                refused = error_of(what, error.status, error.body)
+                if refused.code in EXPIRED_CODES:
+                    self._imds.forget_credentials()
+                raise refused from None
 
         def note(error: Exception, delay: float) -> None:
             log(self.agent, f"{what} failed ({error}); retrying in {delay:.1f}s")

@@ -68,6 +68,10 @@ class Imds:
             self._credentials = cached = self._fetch_credentials()
         return cached
 
+    def forget_credentials(self) -> None:
+        """AWS called the cached credentials expired (EC2 rotated them early): fetch them again next time."""
+        self._credentials = None
+
     def _fetch_credentials(self) -> Credentials:
         roles = self.require("iam/security-credentials/").split()
         if not roles:

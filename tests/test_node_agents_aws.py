@@ -226,3 +226,16 @@ def test_credentials_and_region_come_from_imds(aws: FakeAws, monkeypatch: pytest
         assert imds.gets("iam/security-credentials/swarm-node") == 1
     assert aws.violations == []
     assert ACCESS_KEY in aws.requests[0].headers["authorization"] and SECRET_KEY not in str(aws.requests[0])
+
+
+def test_expired_role_credentials_are_fetched_again(aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    with FakeImds(region=aws.region) as imds:
+        monkeypatch.setenv("IMDS_ENDPOINT", imds.url)
+        client = _client()
+        client.call("autoscaling", "DescribeAutoScalingGroups", {})
+        aws.fail("ExpiredToken", message="The security token included in the request is expired")
+        client.call("autoscaling", "DescribeAutoScalingGroups", {})
+        assert imds.gets("iam/security-credentials/swarm-node") == 2
+    assert len(aws.calls_of("DescribeAutoScalingGroups")) == 3 and aws.violations == []
