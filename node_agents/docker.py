@@ -138,6 +138,10 @@ class Docker:
             query["filters"] = json.dumps(filters)
         return list(self._http.get_json(f"{API}/containers/json", query=query))
 
+    def networks(self) -> list[dict[str, Any]]:
+        """`GET /networks`: Name, Scope (local, global, swarm), Driver, ..."""
+        return list(self._http.get_json(f"{API}/networks"))
+
     def inspect(self, name_or_id: str) -> dict[str, Any] | None:
         """The container's full description; None when there is no such container."""
         response = self._http.request("GET", f"{API}/containers/{self._id(name_or_id)}/json", ok=(404,))

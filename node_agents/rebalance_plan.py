@@ -96,7 +96,7 @@ def plan(nodes: Iterable[Node], containers: Iterable[Container], policy: Policy,
     """Up to `policy.max_moves` moves, each planned on the cluster as the previous ones leave it."""
     drains = sorted(draining)
     if drains:
-        return Plan((), f"paused while {', '.join(drains)} drain(s)")
+        return Plan((), f"paused: {', '.join(drains)} draining")
     state = _State({n.id: n for n in nodes}, list(containers))
     moves: list[Move] = []
     while len(moves) < policy.max_moves:

@@ -80,12 +80,12 @@ def test_node_constraints_whitelists_and_affinities() -> None:
 
 def test_drain_signal_ignores_stale_and_foreign_keys() -> None:
     entries = {
-        f"{DRAINING_PREFIX}i-1": "200",
-        f"{DRAINING_PREFIX}i-2": "50",
-        f"{DRAINING_PREFIX}i-3": "garbage",
-        "other/i-4": "999",
+        f"{DRAINING_PREFIX}10.30.1.1": json.dumps({"instance": "i-1", "expected": {}, "expires": 200}),
+        f"{DRAINING_PREFIX}10.30.1.2": json.dumps({"instance": "i-2", "expected": {}, "expires": 50}),
+        f"{DRAINING_PREFIX}10.30.1.3": "garbage",
+        "other/10.30.1.4": json.dumps({"expires": 999}),
     }
-    assert active_drains(entries, now=100) == ["i-1", "i-3"]
+    assert active_drains(entries, now=100) == ["10.30.1.1", "10.30.1.3"]
 
 
 # ---------------------------------------------------------------- properties of plans

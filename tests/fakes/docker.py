@@ -10,16 +10,18 @@
 Swarm mode (the default, `swarm=True`) answers like classic Swarm 1.2.9 (see node_agents.docker's
 docstring for the sources): listed names `/<node>/<name>`, inspect with `Node`, `/info` with the
 node list and reservations in `SystemStatus`, role `primary` (or `replica` with `primary=`), and
-`create` schedules: env `constraint:k==v` / `k!=v` (`node` is the node's name, other keys its
-labels) and the `com.docker.swarm.constraints` label pick the candidates, reservations
-(`HostConfig.Memory`, `HostConfig.CpuShares` counted as CPUs, as Swarm does) must fit, then the node
-with the fewest containers wins (Swarm's default `spread`). Constraint/affinity/reschedule env entries
-move into Swarm's JSON-list labels, and every container gets a `com.docker.swarm.id`.
+`create` schedules: env `constraint:k==v` / `k!=v` (`node` is the node's name or id, other keys its
+labels) and the `com.docker.swarm.constraints` label pick the candidates, soft `==~` ones first and then
+without them (scheduler.go), reservations (`HostConfig.Memory`, `HostConfig.CpuShares` counted as CPUs,
+as Swarm does) must fit, then the node with the fewest containers wins (Swarm's default `spread`).
+Constraint/affinity/reschedule env entries move into Swarm's JSON-list labels, and every container gets
+a `com.docker.swarm.id`.
 Engine mode (`swarm=False`, one node) answers like a node's own dockerd: names `/<name>`, plain `/info`.
 
-API: `/_ping`, `/info`, `/containers/json` (`all`, filters `label`, `status`, `name`, `id`, `node`,
-`health`), `/containers/<id>/json`, `create` (`?name=`, 409 on a taken name), `start` (304 when
-running), `stop` (`?t=`, 304 when stopped), `DELETE` (`?force=`, 409 for a running one), `rename`.
+API: `/_ping`, `/info`, `/networks` (the `networks` list), `/containers/json` (`all`, filters `label`,
+`status`, `name`, `id`, `node`, `health`), `/containers/<id>/json`, `create` (`?name=`, 409 on a taken
+name), `start` (304 when running), `stop` (`?t=`, 304 when stopped), `DELETE` (`?force=`, 409 for a
+running one), `rename`.
 Any `/vX.Y` prefix is accepted. Test controls: `add_node`, `set_node_status`, `remove_node`,
 `add_container`, `set_state`, `set_health`, `container(name)`, `fail(method, path_pattern, status)`.
 Records: `requests` (every call), `created` / `started` / `stopped` / `removed` / `renamed` (ids and
@@ -123,6 +125,7 @@ class FakeDocker(FakeServer):
         self.removed: list[str] = []
         self.renamed: list[tuple[str, str]] = []  # (id, new name)
         self._failures: list[_Failure] = []
+        self.networks: list[dict[str, Any]] = []  # what GET /networks answers: {"Name", "Scope", "Driver"}
         self._ids = itertools.count(1)
 
     @property
@@ -154,7 +157,7 @@ class FakeDocker(FakeServer):
         with self.lock:
             container = FakeContainer(self._new_id(), name, node or next(iter(self.nodes)), **fields)
             if self.swarm:
-                container.labels.setdefault("com.docker.swarm.id", container.id[:32])
+                container.labels.setdefault("com.docker.swarm.id", container.id[-32:])
             self.containers[container.id] = container
             return container
 
@@ -220,6 +223,8 @@ class FakeDocker(FakeServer):
             return Reply.json(self._info())
         if path == "/containers/json" and request.method == "GET":
             return Reply.json(self._list(request.query))
+        if path == "/networks" and request.method == "GET":
+            return Reply.json(self.networks)
         if path == "/containers/create" and request.method == "POST":
             return self._create(request.json() or {}, request.query.get("name", ""))
         match = re.fullmatch(r"/containers/(?P<name>[^/]+)(?P<rest>/json|/start|/stop|/rename)?", path)
@@ -376,7 +381,7 @@ class FakeDocker(FakeServer):
             return Reply.json({"message": "Unable to find a node that satisfies the constraints / resources"}, 500)
         cid = self._new_id()
         if self.swarm:
-            labels.setdefault("com.docker.swarm.id", cid[:32])
+            labels.setdefault("com.docker.swarm.id", cid[-32:])
         self.containers[cid] = FakeContainer(
             cid,
             name or f"auto_{cid[:6]}",
@@ -395,6 +400,12 @@ class FakeDocker(FakeServer):
         return Reply.json({"Id": cid, "Warnings": None}, 201)
 
     def _schedule(self, constraints: list[str], memory: int, cpus: int) -> str | None:
+        """Soft (`==~`) constraints first, then without them, as scheduler.go SelectNodesForContainer."""
+        hard = [c for c in constraints if not _soft(c)]
+        softened = [c.replace("=~", "=", 1) for c in constraints if _soft(c)]
+        return self._place(hard + softened, memory, cpus) or self._place(hard, memory, cpus)
+
+    def _place(self, constraints: list[str], memory: int, cpus: int) -> str | None:
         candidates = []
         for node in self.nodes.values():
             if node.status != "Healthy" or not all(_constraint_holds(node, expr) for expr in constraints):
@@ -437,13 +448,17 @@ class FakeDocker(FakeServer):
         return Reply(204)
 
 
+def _soft(expression: str) -> bool:
+    return "==~" in expression or "!=~" in expression
+
+
 def _constraint_holds(node: FakeNode, expression: str) -> bool:
     match = _EXPR.fullmatch(expression)
     if match is None:
         return False
     key, value = match["key"].strip(), match["value"].strip()
-    actual = node.name if key == "node" else node.labels.get(key)
-    equal = actual is not None and re.fullmatch(value.replace("*", ".*"), actual) is not None
+    actual = [node.name, node.id] if key == "node" else [node.labels.get(key)]
+    equal = any(a is not None and re.fullmatch(value.replace("*", ".*"), a) is not None for a in actual)
     return equal if match["op"] == "==" else not equal
 
 
