@@ -13,7 +13,8 @@ a node whose metadata has no IP has no such value, so swarm refuses to start ins
 
 Variables (`tagVariables`) are visible on the node in three places, and nowhere else:
     - `rancher.environment`: RancherOS services that list the name under `environment:`, and `ros env`;
-    - VARIABLES_PROFILE: login shells (SSH, `ros console`);
+    - VARIABLES_PROFILE: login shells (SSH, `ros console`), which source /etc/profile.d like the proxy and
+      PATH settings RancherOS's console writes there (rancher/os v1.5.8 cmd/control/console_init.go);
     - VARIABLES_FILE (`NAME=value` lines, Docker's env-file format): containers that mount it read-only.
     Containers scheduled through Swarm get no node environment; pass values with `-e` at deploy time.
 """
