@@ -3,13 +3,15 @@
 Files
     The console writes plain `write_files` (no `container:`) on the host before user Docker starts, so
     the modules are in place under AGENTS_DIR/node_agents/ when an agent's container first runs. Only
-    the modules the host's agents import (transitively) are written, without docstrings and comments
-    (an `ast` round trip: the same code, other line numbers in tracebacks; the repository has the
-    documented source), as plain text: user-data is stored gzip'd as a whole (rendering.yaml_text), which
-    compresses plain code better than per-file `encoding: gz+b64` could (base64 of gzip'd bytes does not
-    compress again; RancherOS v1.5.8 would accept it: cmd/cloudinitexecute/cloudinitexecute.go:129 calls
-    config.DecodeContent, which takes "gz+b64", config/cloudinit/config/decode.go:39-58). RancherOS
-    replaces `$private_ipv4` and friends anywhere in user-data, so code containing them is refused.
+    the modules the host's agents import (transitively) are written, without docstrings, comments and
+    function annotations: an `ast` round trip that keeps the behaviour (`from __future__ import
+    annotations` never evaluates those; tests run the client tests against the shipped files) and
+    changes tracebacks' line numbers (the repository has the documented source). They are plain text:
+    user-data is stored gzip'd as a whole (rendering.yaml_text), which compresses plain code better than
+    per-file `encoding: gz+b64` could (base64 of gzip'd bytes does not compress again; RancherOS v1.5.8
+    would accept it: cmd/cloudinitexecute/cloudinitexecute.go:129 calls config.DecodeContent, which
+    takes "gz+b64", config/cloudinit/config/decode.go:39-58). RancherOS replaces `$private_ipv4` and
+    friends anywhere in user-data, so code containing them is refused.
 
 Service
     A user-Docker RancherOS service made by rendering.node_services.user_service (no `io.rancher.os.scope`:
@@ -64,10 +66,17 @@ def modules_needed(entry_points: Iterable[str]) -> list[str]:
     return sorted(needed)
 
 
-def without_docstrings(source: str) -> str:
-    """`source` as the same code without docstrings and comments."""
+def shipped_code(source: str) -> str:
+    """`source` without docstrings, comments and function annotations: what a host gets."""
     tree = ast.parse(source)
     for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            node.returns = None
+            arguments = node.args
+            for argument in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs):
+                argument.annotation = None
+            for argument in filter(None, (arguments.vararg, arguments.kwarg)):
+                argument.annotation = None
         if (
             isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
             and ast.get_docstring(node, clean=False) is not None
@@ -80,7 +89,7 @@ def agent_files(entry_points: Iterable[str]) -> list[dict[str, str]]:
     """`write_files` entries that put the modules `entry_points` need under AGENTS_DIR on the host."""
     entries = []
     for module in modules_needed(entry_points):
-        code = without_docstrings(_source(module))
+        code = shipped_code(_source(module))
         for token in METADATA_TOKENS:
             if token in code:
                 raise ValueError(f"node_agents/{module}.py contains {token!r}, which RancherOS would replace")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import yaml
 
 from node_agents.image import AGENT_IMAGE
 from rendering import agents
-from rendering.agents import AGENTS_DIR, agent_files, agent_service, modules_needed, without_docstrings
+from rendering.agents import AGENTS_DIR, agent_files, agent_service, modules_needed
 from rendering.yaml_text import decode_user_data, encode_user_data, finish
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,16 +23,56 @@ SCHEMA = ROOT / "tests" / "data" / "rancheros-cloud-config.schema.json"
 EVERY_MODULE = sorted(path.stem for path in (ROOT / "node_agents").glob("*.py"))
 
 
-def test_shipped_files_are_the_package_code_without_docstrings() -> None:
+def _ship(entry_points: list[str], root: Path) -> Path:
+    """Writes what user-data would write under `root`; returns the PYTHONPATH directory."""
+    for entry in agent_files(entry_points):
+        target = root / entry["path"].lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(entry["content"], encoding="utf-8")
+    return root / AGENTS_DIR.lstrip("/")
+
+
+def test_shipped_files_carry_no_docstrings_or_annotations() -> None:
     files = agent_files(["s3"])
-    names = [entry["path"] for entry in files]
     modules = ("__init__", "aws", "http", "imds", "runtime", "s3", "sigv4")
-    assert names == [f"{AGENTS_DIR}/node_agents/{m}.py" for m in modules]
-    for entry, module in zip(files, modules, strict=True):
-        source = (ROOT / "node_agents" / f"{module}.py").read_text(encoding="utf-8")
-        assert ast.dump(ast.parse(entry["content"])) == ast.dump(ast.parse(without_docstrings(source)))
+    assert [entry["path"] for entry in files] == [f"{AGENTS_DIR}/node_agents/{m}.py" for m in modules]
+    for entry in files:
         assert (entry["permissions"], entry["owner"], "encoding" in entry) == ("0444", "root", False)
-    assert '"""' not in "".join(entry["content"] for entry in files)
+        for node in ast.walk(ast.parse(entry["content"])):
+            if isinstance(node, ast.FunctionDef | ast.ClassDef | ast.Module):
+                assert ast.get_docstring(node) is None
+            if isinstance(node, ast.FunctionDef):
+                assert node.returns is None and all(a.annotation is None for a in node.args.args)
+
+
+def test_client_tests_pass_against_the_shipped_files(tmp_path: Path) -> None:
+    """The code hosts get behaves like the repository's: the clients' tests, run against it."""
+    shipped = _ship(EVERY_MODULE, tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(shipped)}
+    # -P: no current directory on sys.path; append mode: the repository comes after the shipped files
+    where = subprocess.run(
+        [
+            sys.executable,
+            "-P",
+            "-c",
+            f"import sys; sys.path.append({str(ROOT)!r}); import node_agents.aws as m; print(m.__file__)",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert where.stdout.strip() == str(shipped / "node_agents" / "aws.py")
+    tests = [f"tests/test_node_agents_{name}.py" for name in ("aws", "clients", "docker", "runtime")]
+    result = subprocess.run(
+        [sys.executable, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--import-mode=append", *tests],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
 
 
 def test_only_imported_modules_are_shipped() -> None:
@@ -52,19 +93,6 @@ def test_code_rancheros_would_rewrite_is_refused() -> None:
         pytest.raises(ValueError, match=r"\$private_ipv4"),
     ):
         agent_files(["x"])
-
-
-def test_shipped_modules_import_where_they_land(tmp_path: Path) -> None:
-    for entry in agent_files(["s3", "docker", "consul"]):
-        target = tmp_path / entry["path"].lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(entry["content"], encoding="utf-8")
-    probe = "import node_agents.s3, node_agents.docker, node_agents.consul as c; print(c.__file__)"
-    env = {"PYTHONPATH": str(tmp_path / AGENTS_DIR.lstrip("/")), "PYTHONDONTWRITEBYTECODE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True, cwd=tmp_path
-    )
-    assert result.stdout.strip() == str(tmp_path / AGENTS_DIR.lstrip("/") / "node_agents" / "consul.py")
 
 
 def test_agent_service_is_a_user_docker_service() -> None:
