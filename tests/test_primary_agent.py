@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from node_agents.drain_signal import DRAINING_PREFIX
+from node_agents.drain_signal import DRAINING_PREFIX, draining_value
 from tests.fakes.agent_process import AgentProcess, agent_env
 from tests.fakes.aws import FakeAws
 from tests.fakes.consul import FakeConsul
@@ -170,15 +170,15 @@ def test_nothing_moves_while_a_node_drains() -> None:
     with FakeDocker(web_nodes()[:2]) as swarm, FakeConsul() as consul, FakeAws() as aws:
         for k in range(4):
             swarm.add_container(f"app-{k}", node="web-1", labels=dict(OPT_IN))
-        consul.kv[f"{DRAINING_PREFIX}10.30.1.20"] = json.dumps({"expires": time.time() + 3600}).encode()
-        consul.kv[f"{DRAINING_PREFIX}10.30.1.21"] = json.dumps({"expires": time.time() - 1}).encode()
+        consul.kv[f"{DRAINING_PREFIX}i-0123456789abcdef0"] = draining_value(time.time() + 3600).encode()
+        consul.kv[f"{DRAINING_PREFIX}i-0fedcba987654321f"] = draining_value(time.time() - 1).encode()
         with agent(swarm, consul, aws, intervalSeconds=30) as run:
             rounds(aws, 3)
             assert swarm.created == []
-            del consul.kv[f"{DRAINING_PREFIX}10.30.1.20"]
+            del consul.kv[f"{DRAINING_PREFIX}i-0123456789abcdef0"]
             wait_for(lambda: len(swarm.created) >= 1)
             log = run.output()
-        assert "rebalancing paused: 10.30.1.20 draining" in log
+        assert "rebalancing paused: i-0123456789abcdef0 draining" in log
 
 
 def test_interrupted_moves_are_undone_or_finished() -> None:

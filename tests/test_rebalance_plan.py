@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node_agents.drain_signal import DRAINING_PREFIX, active_drains
+from node_agents.drain_signal import DRAINING_PREFIX, active_drains, draining_value
 from node_agents.rebalance_plan import OPT_IN_LABEL, Container, Move, Node, Policy, balance_counts, plan
 from node_agents.swarm_filters import (
     InvalidExpression,
@@ -80,12 +80,12 @@ def test_node_constraints_whitelists_and_affinities() -> None:
 
 def test_drain_signal_ignores_stale_and_foreign_keys() -> None:
     entries = {
-        f"{DRAINING_PREFIX}10.30.1.1": json.dumps({"instance": "i-1", "expected": {}, "expires": 200}),
-        f"{DRAINING_PREFIX}10.30.1.2": json.dumps({"instance": "i-2", "expected": {}, "expires": 50}),
-        f"{DRAINING_PREFIX}10.30.1.3": "garbage",
-        "other/10.30.1.4": json.dumps({"expires": 999}),
+        f"{DRAINING_PREFIX}i-1": draining_value(200),
+        f"{DRAINING_PREFIX}i-2": draining_value(50),
+        f"{DRAINING_PREFIX}i-3": "garbage",
+        "other/i-4": draining_value(999),
     }
-    assert active_drains(entries, now=100) == ["10.30.1.1", "10.30.1.3"]
+    assert active_drains(entries, now=100) == ["i-1", "i-3"]
 
 
 # ---------------------------------------------------------------- properties of plans
