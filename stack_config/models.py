@@ -301,7 +301,11 @@ class StackConfig(Strict):
         description=(
             "Tags put on every AWS resource and propagated to instances by the autoscaling groups (cost allocation, "
             'ownership); editing them replaces no instance (see "Cost tags never roll a group"). '
-            "`Name`, `cluster.component` and `docker.*` keys are set by the program."
+            "`Name`, `cluster.component` and `docker.*` keys are set by the program. These tags reach EC2 "
+            "(instances, volumes, launch templates, security groups), Auto Scaling, IAM, ELBv2, S3 and Route53, so "
+            "they follow the strictest of those services' rules: keys at most 127 characters (EC2) of the characters "
+            "instance metadata can expose (instances make their tags readable there); values at most 256 letters, "
+            "digits, spaces and `_ . : / = + - @` (the IAM, ELBv2 and S3 tag pattern); neither may start with `aws:`."
         ),
     )
     nodeGroups: list[NodeGroup] = Field(

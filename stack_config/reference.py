@@ -30,19 +30,21 @@ def reference_markdown() -> str:
     for name, field in StackConfig.model_fields.items():
         node = schema["properties"][name]
         marker = " (required)" if field.is_required() else ""
-        parts.append(f"### `{config_key(name)}`{marker}\n\n{field.description}")
+        parts.append(f"### `{config_key(name)}`{marker}\n\n{_text(field.description or '')}")
         parts.append(_section_body(field, node, defs))
     secrets = Secrets.model_json_schema()
     for name, field in Secrets.model_fields.items():
         allowed = _allowed(secrets["properties"][name], secrets.get("$defs", {}))
-        parts.append(f"### `{config_key(name)}` (secret)\n\n{field.description}\n\nAllowed: {allowed}.")
+        parts.append(
+            f"### `{config_key(name)}` (secret)\n\n{_text(field.description or '')}\n\nAllowed: {_text(allowed)}."
+        )
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
 def _section_body(field: FieldInfo, node: Node, defs: Node) -> str:
     model, is_list = _model_of(field.annotation)
     if model is None:
-        return f"Allowed: {_allowed(node, defs)}."
+        return f"Allowed: {_text(_allowed(node, defs))}."
     intro = f"A {_allowed(node, defs)}, each with these keys:\n\n" if is_list else ""
     rows = _rows(model, _resolve(node["items"] if is_list else node, defs), defs, "")
     table = ["| key | default | allowed | meaning |", "| --- | --- | --- | --- |"]
@@ -119,7 +121,13 @@ def _allowed(node: Node, defs: Node) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return _text(text).replace("|", "\\|")
+
+
+def _text(text: str) -> str:
+    """Markdown-safe text: `<` outside code spans would start an HTML tag and hide the words."""
+    parts = text.replace("\n", " ").split("`")
+    return "`".join(p if i % 2 else p.replace("<", "&lt;").replace(">", "&gt;") for i, p in enumerate(parts))
 
 
 def updated_readme(readme: str) -> str:
