@@ -19,9 +19,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from offline.harness import StackRun, run_stack
-from offline.stack_files import PROJECT_ROOT, StackFileError
+from offline.stack_files import PROJECT_ROOT, StackFileError, stack_config_map
 from offline.stack_yaml import MAX_DEPTH
 from rendering.rancheros_host import RESERVED_VARIABLES
+from stack_config.loader import ConfigError, load_stack_config
 from stack_config.value_rules import SHELL_VARIABLES
 from tests.cloud_config_checks import incompressible
 from tests.plan_runs import plan_in_process, project_copy
@@ -545,3 +546,26 @@ def test_a_renderer_refusal_exits_2_without_asyncio_noise(tmp_path: Path) -> Non
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("error: cannot render the user-data of ")
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@GENERATED
+@given(
+    secret=st.one_of(
+        st.text(" \t", min_size=1, max_size=40),
+        st.tuples(st.text("abcdef0123456789", min_size=8, max_size=40), st.sampled_from(["\n", "\r", "\x00"])).map(
+            lambda t: t[0] + t[1] + t[0]
+        ),
+        st.text("abcdef0123456789", max_size=15),
+        st.text("abcdef0123456789", min_size=16, max_size=40).map(lambda s: f" {s} "),
+        st.just("0123456789abcdef$private_ipv4"),
+    )
+)
+def test_a_registry_secret_of_the_wrong_shape_is_refused_unquoted(secret: str) -> None:
+    values, secrets = stack_config_map("production")
+    values["swarm-cluster:registryHttpSecret"] = secret
+    with pytest.raises(ConfigError) as caught:
+        load_stack_config("production", values, secrets)
+    [line] = str(caught.value).splitlines()[1:]
+    assert line.startswith("Pulumi.production.yaml: swarm-cluster:registryHttpSecret: ")
+    reason = line.partition("registryHttpSecret: ")[2]
+    assert all(part not in reason for part in secret.split() if len(part) >= 6), "the secret is never quoted"
