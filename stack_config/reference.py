@@ -168,7 +168,7 @@ def stack_file_schema() -> Node:
         },
         "allOf": required,
     }
-    document = _untitled(
+    document = _for_editors(
         {
             "type": "object",
             "properties": {
@@ -186,12 +186,16 @@ def stack_file_schema() -> Node:
     return {"$schema": "http://json-schema.org/draft-07/schema#", "title": title, **document}
 
 
-def _untitled(node: Any) -> Any:
-    """Drop pydantic's generated titles ("Minsize"): editors would show them instead of the key."""
+def _for_editors(node: Any) -> Any:
+    """Drop pydantic's generated titles ("Minsize"), which editors would show instead of the key, and make a
+    mapping's key pattern refuse other keys (pydantic only states it as `patternProperties`)."""
     if isinstance(node, dict):
-        return {k: _untitled(v) for k, v in node.items() if not (k == "title" and isinstance(v, str))}
+        patterns = list(node.get("patternProperties", {}))
+        if len(patterns) == 1 and "propertyNames" in node:
+            node = {**node, "propertyNames": {**node["propertyNames"], "pattern": patterns[0]}}
+        return {k: _for_editors(v) for k, v in node.items() if not (k == "title" and isinstance(v, str))}
     if isinstance(node, list):
-        return [_untitled(v) for v in node]
+        return [_for_editors(v) for v in node]
     return node
 
 

@@ -72,6 +72,8 @@ def _unnamespaced(document: dict[str, Any]) -> None:
         (lambda d: d["config"].pop("swarm-cluster:registry"), False),
         (lambda d: d["config"].update({"swarm-cluster:registryHttpSecret": "plain"}), False),
         (lambda d: d.update(conifg={}), False),
+        (lambda d: d["config"]["swarm-cluster:tags"].update({"team/name": "ops"}), False),
+        (lambda d: d["config"]["swarm-cluster:nodeGroups"][1]["labels"].update(tier="edge"), False),
         (_unnamespaced, True),
         (lambda d: d["config"].update({"aws:profile": "ops"}), True),
     ],
