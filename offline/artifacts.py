@@ -30,7 +30,7 @@ def write_artifacts(run: StackRun, out: Path, *, owned: bool = False) -> list[Pa
         fleet = out / str(template.inputs["name"])
         text = decode_user_data(template.inputs["userData"])
         written.append(_write(fleet / "user-data.yaml", text))
-        document = yaml.safe_load(text) or {}
+        document = yaml.load(text, Loader=yaml.CSafeLoader) or {}  # libyaml's parser: 10x faster
         for entry in document.get("write_files", []):
             written.append(_write(fleet / "files" / entry["path"].lstrip("/"), entry.get("content", "")))
     return written

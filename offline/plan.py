@@ -106,8 +106,9 @@ def _print_tree(run: StackRun) -> None:
     rows = [("pulumi:pulumi:Stack", stack_name, "", "")]
     urns = {r.urn for r in run.resources}
     roots = [r for r in run.resources if r.parent not in urns]
+    children = run.children()
     for i, root in enumerate(roots):
-        rows += _rows(run, root, "", last=i == len(roots) - 1)
+        rows += _rows(children, root, "", last=i == len(roots) - 1)
     width_type = max(len(prefix + type_) for type_, _, prefix, _ in rows)
     width_name = max(len(name) for _, name, _, _ in rows)
     print(f"Offline plan of stack {run.stack}: {len(run.resources)} resources\n")
@@ -116,12 +117,14 @@ def _print_tree(run: StackRun) -> None:
         print(f" +   {prefix + type_:<{width_type}}  {name:<{width_name}}  {info}".rstrip())
 
 
-def _rows(run: StackRun, resource: RecordedResource, indent: str, last: bool) -> list[tuple[str, str, str, str]]:
+def _rows(
+    children: dict[str, list[RecordedResource]], resource: RecordedResource, indent: str, last: bool
+) -> list[tuple[str, str, str, str]]:
     branch = "└─ " if last else "├─ "
     rows = [(_short_type(resource.type), resource.name, indent + branch, summarize(resource))]
-    children = run.children(resource)
-    for i, child in enumerate(children):
-        rows += _rows(run, child, indent + ("   " if last else "│  "), last=i == len(children) - 1)
+    own = children.get(resource.urn, [])
+    for i, child in enumerate(own):
+        rows += _rows(children, child, indent + ("   " if last else "│  "), last=i == len(own) - 1)
     return rows
 
 

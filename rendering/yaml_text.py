@@ -64,7 +64,7 @@ def dump_yaml(document: Mapping[str, Any]) -> str:
     text = yaml.dump(
         dict(document), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1 << 30, default_flow_style=False
     )
-    if yaml.safe_load(text) != document:
+    if yaml.load(text, Loader=yaml.CSafeLoader) != document:  # safe_load's constructors, libyaml's fast parser
         raise AssertionError("the YAML dump does not round-trip; refusing to emit it")
     return text
 
