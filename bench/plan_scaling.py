@@ -5,12 +5,15 @@
 For each group count N, a copy of the project gets a `Pulumi.production.yaml` with N node groups: production's
 own six, then copies of its `services` group. The floor program registers exactly the resources the plan of that
 stack records (same pulumi-aws classes, names, parents, options and input values, the same invoke and exports)
-under the same harness and mocks, and does nothing else: no config validation, no rendering, no artifacts. The
-bench checks that before it times anything.
+with the same dependencies (an input that came from other resources is an Output of theirs, a secret input a
+secret) and does nothing else: no config validation, no rendering, no other Output plumbing. The bench checks
+that before it times anything. A second copy of the project has the floor as its `__main__.py`.
 
-Both run as whole processes (interpreter start and imports included), alternately, plan then floor, so each ratio
-is taken within a pair while the machine's speed drifts. The table shows medians: wall seconds, CPU seconds
-(user + system, as the kernel accounts the finished child) and the median of the pairs' ratios.
+Both are planned by the same command, `python -m offline.plan production` (the harness, the mocks, the artifacts
+and the printed tree are the same; only the program differs), as whole processes with interpreter start and
+imports, alternately, plan then floor, so each ratio is taken within a pair while the machine's speed drifts.
+The table shows medians: wall seconds, CPU seconds (user + system, as the kernel accounts the finished child)
+and the median of the pairs' ratios.
 """
 
 from __future__ import annotations
@@ -40,10 +43,11 @@ PROGRAM_FILES = ("Pulumi.yaml", f"Pulumi.{STACK}.yaml", "__main__.py")
 PROGRAM_DIRS = ("components", "stack_config", "rendering", "offline", "node_agents")
 TEMPLATE_GROUP = "services"
 
-# The floor: every resource of floor.json with its typed class, in an order that creates parents and explicit
-# dependencies first. Inputs are the recorded wire values: top-level names are translated to the class's Python
-# parameters, nested objects keep their wire names, which the SDK passes through unchanged.
-FLOOR_PROGRAM = '''
+# The floor: every resource of floor.json with its typed class, in an order that creates parents and dependencies
+# first. Inputs are the recorded wire values: top-level names are translated to the class's Python parameters,
+# nested objects keep their wire names, which the SDK passes through unchanged. An input that depended on other
+# resources waits for them, so the engine gets the same dependencies.
+FLOOR_PROGRAM = """
 import functools
 import importlib
 import inspect
@@ -87,6 +91,13 @@ def options(resource):
     )
 
 
+def value_of(resource, key):
+    recorded = resource["inputs"][key]
+    sources = [create(by_urn[urn]).urn for urn in resource["inputDependencies"].get(key, [])]
+    value = pulumi.Output.all(*sources).apply(lambda _: recorded) if sources else recorded
+    return pulumi.Output.secret(value) if key in resource["secretInputs"] else value
+
+
 def create(resource):
     urn = resource["urn"]
     if urn in created:
@@ -96,7 +107,7 @@ def create(resource):
     opts = options(resource)
     if resource["custom"]:
         cls = typed_class(resource["type"])
-        inputs = {python_name(cls, key): value for key, value in resource["inputs"].items()}
+        inputs = {python_name(cls, key): value_of(resource, key) for key in resource["inputs"]}
         created[urn] = cls(resource["name"], opts=opts, **inputs)
     else:
         created[urn] = pulumi.ComponentResource(resource["type"], resource["name"], None, opts)
@@ -111,16 +122,6 @@ for resource in floor["resources"]:
     create(resource)
 for key, value in floor["exports"].items():
     pulumi.export(key, value)
-'''
-
-FLOOR_RUNNER = """
-import sys
-from pathlib import Path
-
-sys.path.insert(0, sys.argv[1])
-from offline.harness import run_stack
-
-run_stack("production", project_dir=Path(__file__).parent)
 """
 
 
@@ -144,9 +145,9 @@ def _bench(where: Path, count: int, runs: int) -> str:
     project, floor = _project(where / "project", count), where / "floor"
     resources = _write_floor(floor, project, run_stack(STACK, project_dir=project))
     plan = [sys.executable, "-m", "offline.plan", STACK, "--out", str(where / "plan")]
-    floor_run = [sys.executable, str(floor / "run_floor.py"), str(project)]
-    _timed(plan, project), _timed(floor_run, project)  # warm-up: the page cache, .pyc files
-    pairs = [(_timed(plan, project), _timed(floor_run, project)) for _ in range(runs)]
+    floor_plan = [sys.executable, "-m", "offline.plan", STACK, "--out", str(where / "floor-plan")]
+    _timed(plan, project), _timed(floor_plan, floor)  # warm-up: the page cache, .pyc files, the artifact folders
+    pairs = [(_timed(plan, project), _timed(floor_plan, floor)) for _ in range(runs)]
     wall = [(a[0], b[0]) for a, b in pairs]
     cpu = [(a[1], b[1]) for a, b in pairs]
     return f"{count:>6} {resources:>9} | {_columns(wall, 9, 10)} | {_columns(cpu, 8, 9)}"
@@ -178,15 +179,22 @@ def _project(project: Path, count: int) -> Path:
 
 
 def _write_floor(floor: Path, project: Path, run: StackRun) -> int:
-    floor.mkdir(parents=True)
-    shutil.copy(project / "Pulumi.yaml", floor / "Pulumi.yaml")
-    shutil.copy(project / f"Pulumi.{STACK}.yaml", floor / f"Pulumi.{STACK}.yaml")  # the harness reads its region
+    """The project with the floor as its program, so `offline.plan` runs it with everything else the same."""
+    shutil.copytree(project, floor, ignore=shutil.ignore_patterns("__pycache__"))
     (floor / "__main__.py").write_text(FLOOR_PROGRAM)
-    (floor / "run_floor.py").write_text(FLOOR_RUNNER)
     document = {
         "resources": [
-            {"urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent, "custom": r.custom,
-             "inputs": r.inputs, "options": r.options}  # fmt: skip
+            {
+                "urn": r.urn,
+                "type": r.type,
+                "name": r.name,
+                "parent": r.parent,
+                "custom": r.custom,
+                "inputs": r.inputs,
+                "options": r.options,
+                "secretInputs": r.secret_inputs,
+                "inputDependencies": r.input_dependencies,
+            }
             for r in run.resources
         ],
         "invokes": run.invokes,
@@ -200,15 +208,28 @@ def _write_floor(floor: Path, project: Path, run: StackRun) -> int:
 def _check_floor(plan: StackRun, floor: StackRun) -> None:
     """The floor must declare what the plan declares, or the ratio compares different work."""
 
-    def declared(run: StackRun) -> list[tuple[str, str, str | None, str, str]]:
+    def declared(run: StackRun) -> list[tuple[Any, ...]]:
         return [
-            (r.type, r.name, r.parent, json.dumps(r.inputs, sort_keys=True), json.dumps(_own(r.options)))
+            (
+                r.type,
+                r.name,
+                r.parent,
+                r.secret_inputs,
+                r.depends_on,
+                _text(_own(r.options)),
+                _text(r.inputs),
+                _text(r.input_dependencies),
+            )
             for r in run.resources
         ]
 
     mismatched = [(a, b) for a, b in zip(declared(plan), declared(floor), strict=True) if a != b]
     if mismatched or len(plan.resources) != len(floor.resources) or plan.invokes != floor.invokes:
         raise SystemExit(f"the floor declares something else than the plan: {mismatched[:1]}")
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
 
 
 def _own(options: dict[str, Any]) -> dict[str, Any]:

@@ -43,6 +43,7 @@ class RecordedResource:
     id: str  # what the offline cloud answered: the id and every output the program can read
     outputs: dict[str, Any]
     depends_on: tuple[str, ...]  # every URN it waits for: explicit depends_on and the resources of its inputs
+    input_dependencies: dict[str, tuple[str, ...]]  # per input, the resources its value came from
     options: dict[str, Any]  # every resource option the program set, JSON-ready (see `resource_options`)
 
     @property
@@ -145,6 +146,7 @@ class _RecordingMonitor(mocks.MockMonitor):
             id=registered.id,
             outputs=registered.state,
             depends_on=tuple(sorted(request.dependencies)),
+            input_dependencies={key: tuple(sorted(deps.urns)) for key, deps in request.propertyDependencies.items()},
             options=resource_options(request),
         )
         with self.lock:
@@ -280,8 +282,9 @@ def run_stack(
             settings.configure(_mock_settings(monitor, project_name(project_dir), stack, preview))
             program = str(project_dir / "__main__.py")
 
-            def run_program() -> None:
+            async def run_program() -> None:
                 runpy.run_path(program, run_name="__main__")
+                await _outputs_settled()
 
             loop.run_until_complete(run_in_stack(run_program))
         except BaseException:
@@ -293,14 +296,23 @@ def run_stack(
     return run
 
 
+async def _outputs_settled() -> None:
+    while True:
+        with settings.SETTINGS.lock:
+            pending = [task for task in settings.SETTINGS.outputs if not task.done()]
+        if not pending:
+            return
+        await asyncio.wait(pending)
+
+
 @contextmanager
 def _cyclic_collector_paused() -> Iterator[None]:
     """No cyclic garbage collection while the program runs.
 
-    A run keeps everything it creates alive until it ends (resources, outputs, their tasks) and makes little
-    cyclic garbage, so the collector's full passes, each over the whole heap, only add time: at 200 node groups
-    they took half of the plan's CPU time, and without them peak memory stays the same (bench/plan_scaling.py
-    and the README's "Speed" section). Reference counting still frees everything else as usual.
+    A run keeps most of what it creates alive until it ends (resources, outputs, their tasks), so each full pass
+    of the collector walks a heap that only grows, and the passes grow with it: at 200 node groups they were half
+    of the plan's CPU time. Reference counting still frees what it can; the cycles wait for the next collection
+    after the run, and peak memory stays the same (measured with bench/plan_scaling.py, see the README).
     """
     enabled = gc.isenabled()
     gc.disable()

@@ -8,6 +8,7 @@ Exit status: 0 planned, 2 the stack configuration is invalid, 1 the program fail
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
@@ -186,4 +187,6 @@ def _shown(path: Path) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    gc.freeze()  # the interpreter's last collection would walk the run's whole heap only to free it at exit
+    sys.exit(status)

@@ -9,12 +9,15 @@ code, boot scripts).
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
+import io
 import re
 from collections.abc import Mapping
 from typing import Any
 
 import yaml
+from yaml.emitter import Emitter, ScalarAnalysis
 
 HEADER = "#cloud-config"
 USER_DATA_LIMIT = 16384  # bytes EC2 stores (here: gzip'd), before base64
@@ -43,8 +46,23 @@ class _Dumper(yaml.SafeDumper):
     def ignore_aliases(self, data: Any) -> bool:
         return True
 
+    def analyze_scalar(self, scalar: str) -> ScalarAnalysis:
+        return _analysis(scalar, bool(self.allow_unicode))
+
+
+@functools.lru_cache(maxsize=4096)
+def _analysis(scalar: str, allow_unicode: bool) -> ScalarAnalysis:
+    """The emitter's character-by-character look at a scalar, once per text: every host repeats the same scripts
+    and agent files, and this look was most of a cluster's rendering time (the emitter only reads the result)."""
+    return Emitter(io.StringIO(), allow_unicode=allow_unicode).analyze_scalar(scalar)
+
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=_style(value) or None)
+
+
+@functools.lru_cache(maxsize=4096)
+def _style(value: str) -> str:
     if any(not c.isprintable() for c in value.replace("\n", "")):
         style = '"'  # escapes; PyYAML's single quotes mangle a trailing NEL (U+0085)
     elif "\n" in value:
@@ -53,7 +71,7 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
         style = ""
     else:
         style = "'"
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style or None)
+    return style
 
 
 _Dumper.add_representer(str, _represent_str)

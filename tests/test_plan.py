@@ -17,7 +17,7 @@ import pytest
 from pulumi.runtime.proto import resource_pb2
 
 from offline import plan
-from offline.artifacts import write_artifacts
+from offline.artifacts import MARKER, write_artifacts
 from offline.harness import resource_options
 from offline.stack_files import PROJECT_ROOT
 from tests.conftest import recorded
@@ -162,6 +162,23 @@ def test_plan_never_empties_a_folder_it_did_not_write(tmp_path: Path, capsys: py
     fresh = tmp_path / "fresh"
     first = write_artifacts(recorded("staging"), fresh)
     assert write_artifacts(recorded("staging"), fresh) == first, "a rerun reuses its folder"
+
+
+def test_a_rerun_leaves_exactly_the_plans_files_and_rewrites_only_changes(tmp_path: Path) -> None:
+    written = write_artifacts(recorded("staging"), tmp_path)
+    removed_group = tmp_path / "staging-gone" / "files" / "etc" / "rc.local"
+    removed_group.parent.mkdir(parents=True)
+    removed_group.write_text("from a group since removed")
+    (tmp_path / "staging-web" / "files" / "stale.txt").write_text("no longer rendered")
+    changed, unchanged = written[0], written[1]
+    changed.write_text("edited by hand")
+    os.utime(unchanged, (1, 1))
+    assert write_artifacts(recorded("staging"), tmp_path) == written
+    on_disk = {p for p in tmp_path.rglob("*") if p.is_file()}
+    assert on_disk == {*written, tmp_path / MARKER}
+    assert not (tmp_path / "staging-gone").exists(), "folders left empty are removed"
+    assert changed.read_text() != "edited by hand"
+    assert unchanged.stat().st_mtime == 1, "an unchanged file is not rewritten"
 
 
 def test_the_readme_names_only_artifact_paths_the_plan_writes(tmp_path: Path) -> None:
