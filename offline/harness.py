@@ -282,9 +282,8 @@ def run_stack(
             settings.configure(_mock_settings(monitor, project_name(project_dir), stack, preview))
             program = str(project_dir / "__main__.py")
 
-            async def run_program() -> None:
+            def run_program() -> None:
                 runpy.run_path(program, run_name="__main__")
-                await _outputs_settled()
 
             loop.run_until_complete(run_in_stack(run_program))
         except BaseException:
@@ -294,15 +293,6 @@ def run_stack(
             _close_loops(loop, monitor)
     run.resources.sort(key=lambda r: r.urn)
     return run
-
-
-async def _outputs_settled() -> None:
-    while True:
-        with settings.SETTINGS.lock:
-            pending = [task for task in settings.SETTINGS.outputs if not task.done()]
-        if not pending:
-            return
-        await asyncio.wait(pending)
 
 
 @contextmanager
