@@ -35,7 +35,7 @@ from rendering.yaml_text import merge
 ENGINE_PORT = 2375
 MANAGER_PORT = 4000
 ADVERTISE_VARIABLE = "SWARM_ADVERTISE"
-VARIABLES_FILE = "/etc/swarm-cluster/environment"
+VARIABLES_FILE = "/opt/swarm-cluster/environment"
 VARIABLES_PROFILE = "/etc/profile.d/swarm-cluster.sh"
 _LABEL_KEY = re.compile(r"docker\.[a-z0-9]([a-z0-9._-]*[a-z0-9])?")
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

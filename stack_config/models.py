@@ -293,7 +293,7 @@ class StackConfig(Strict):
         default_factory=list,
         description=(
             "Instance tags whose values every Swarm node carries as variables: in login shells and in "
-            "/etc/swarm-cluster/environment, not in Swarm containers' environment (see 'Variables on a node')."
+            "/opt/swarm-cluster/environment, not in Swarm containers' environment (see 'Variables on a node')."
         ),
     )
     tags: dict[TagKey, TagValue] = Field(

@@ -127,13 +127,13 @@ def test_variables_reach_rancheros_services_login_shells_and_an_env_file() -> No
     document = parsed(spec(variables={"DB_HOST": "db.example.internal", "QUOTED": "it's $HOME"}))
     assert document["rancher"]["environment"] == {"DB_HOST": "db.example.internal", "QUOTED": "it's $HOME"}
     files = {f["path"]: f for f in document["write_files"]}
-    assert files["/etc/swarm-cluster/environment"]["content"] == "DB_HOST=db.example.internal\nQUOTED=it's $HOME\n"
+    assert files["/opt/swarm-cluster/environment"]["content"] == "DB_HOST=db.example.internal\nQUOTED=it's $HOME\n"
     profile = files["/etc/profile.d/swarm-cluster.sh"]["content"]
     shell = subprocess.run(
         ["sh", "-c", f'{profile}printf \'%s|%s\' "$DB_HOST" "$QUOTED"'], capture_output=True, text=True, check=True
     )
     assert shell.stdout == "db.example.internal|it's $HOME"
-    for written in (files["/etc/swarm-cluster/environment"], files["/etc/profile.d/swarm-cluster.sh"]):
+    for written in (files["/opt/swarm-cluster/environment"], files["/etc/profile.d/swarm-cluster.sh"]):
         assert "container" not in written  # the console's /etc: login shells and user Docker's bind mounts
         assert written["permissions"] == "0644"
 
