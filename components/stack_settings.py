@@ -7,12 +7,19 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
+from rendering.yaml_text import compression_problem
 from stack_config.loader import NAMESPACE, REGION_KEY, ConfigError, load_stack_config, relevant
 from stack_config.models import StackConfig
 
 
 def load() -> StackConfig:
-    """The validated config, or a RunError that lists every problem (Pulumi prints it without a traceback)."""
+    """The validated config, or a RunError that lists every problem (Pulumi prints it without a traceback).
+
+    Refuses first, before any resource exists, an interpreter whose user-data bytes would differ from CI's.
+    """
+    problem = compression_problem()
+    if problem is not None:
+        raise pulumi.RunError(problem)
     try:
         raw = _raw_config()
         return load_stack_config(pulumi.get_stack(), raw, [k for k in raw if runtime_config.is_config_secret(k)])

@@ -13,6 +13,7 @@ import functools
 import gzip
 import io
 import re
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -94,6 +95,24 @@ def finish(document: Mapping[str, Any], what: str) -> str:
     if size > USER_DATA_LIMIT:
         raise UserDataTooLarge(what, size)
     return text
+
+
+def compression_problem() -> str | None:
+    """Why this interpreter's gzip output cannot be trusted to match every other deploy's, or None.
+
+    Deflate output is reproducible within zlib itself, not across implementations (zlib-ng's maintainers
+    say so by design: zlib-ng/zlib-ng#795; CPython on Windows and Fedora's python link zlib-ng). Other bytes
+    for the same text make a new launch template version in every group, so an instance refresh of the
+    whole cluster, a lone Consul server included, from a no-op `pulumi up` on such a machine.
+    """
+    version = zlib.ZLIB_RUNTIME_VERSION
+    if "ng" in version.lower() or not re.fullmatch(r"1\.[23]\.\d+(\.\d+)?", version):
+        return (
+            f"this Python links zlib {version}, whose gzip output differs from zlib's: every launch template's "
+            "user-data would change and every group would roll. Run pulumi from CI or a Python linked "
+            "against zlib 1.2/1.3 (python.org builds on Linux and macOS, Debian and Ubuntu packages)."
+        )
+    return None
 
 
 def _compress(text: str) -> bytes:
