@@ -11,11 +11,12 @@ from offline.harness import StackRun, run_stack
 from rendering.yaml_text import compression_problem, decode_user_data, encode_user_data
 
 TEXT = "#cloud-config\nrancher:\n  services: {}\n" * 3
+ENCODED = "H4sIAAAAAAACA1NOzskvTdFNzs9Ly0znKkrMS85ILbLiUlAoTi0qy0xOLbZSqK7lUqaiKgDkB743cgAAAA=="
 
 
 def test_the_encoding_of_a_known_text_never_changes() -> None:
     # Pinned bytes: a zlib whose deflate output drifts would give every launch template a new version.
-    assert encode_user_data(TEXT) == "H4sIAAAAAAACA1NOzskvTdFNzs9Ly0znKkrMS85ILbLiUlAoTi0qy0xOLbZSqK7lUqaiKgDkB743cgAAAA=="
+    assert encode_user_data(TEXT) == ENCODED
     assert decode_user_data(encode_user_data(TEXT)) == TEXT
 
 
