@@ -3,8 +3,8 @@
 - a private Route53 zone (or an existing one) for the internal names;
 - the cluster security group every Swarm node carries, which allows overlay traffic among nodes;
 - Consul servers (Swarm discovery and the overlay network store) that find each other by EC2 tag,
-  and encrypt their gossip;
-- the private Docker registry, storing images in an encrypted, versioned S3 bucket.
+  encrypt their gossip, and snapshot their state into the cluster bucket (restored into an empty cluster);
+- the private Docker registry, storing images in the same encrypted, versioned S3 bucket.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import pulumi_aws as aws
 
 from components.internal_endpoint import InternalEndpoint, InternalEndpointArgs
 from components.rancheros_fleet import FleetSize, RancherOSFleet, RancherOSFleetArgs, RootVolume
-from components.registry_bucket import RegistryBucket, RegistryBucketArgs
+from components.registry_bucket import SNAPSHOT_PREFIX, RegistryBucket, RegistryBucketArgs
 from components.security_rules import SSH_PORT, allow
 from components.user_data import rendered
-from rendering.consul_server import ConsulServerSpec, render_consul_server
+from rendering.consul_server import ConsulServerSpec, SnapshotSpec, render_consul_server
 from rendering.registry import RegistrySpec, render_registry_host
 from stack_config.models import Consul, Registry
 
@@ -79,12 +79,18 @@ class ClusterServices(pulumi.ComponentResource):
             rule = f"{name}-overlay-{protocol}-{port}"
             allow(rule, nodes.id, protocol, port, "overlay among Swarm nodes", child, source_group_id=nodes.id)
         self.node_security_group_id = nodes.id
-        self.consul_endpoint = self._consul(nodes, child)
         bucket = RegistryBucket(
             f"{name}-registry-bucket",
-            RegistryBucketArgs(args.registry.bucketName, args.host_image.kms_key_arn, args.protect_data, args.tags),
+            RegistryBucketArgs(
+                args.registry.bucketName,
+                args.host_image.kms_key_arn,
+                args.protect_data,
+                args.consul.snapshots.retentionDays,
+                args.tags,
+            ),
             child,
         )
+        self.consul_endpoint = self._consul(nodes, bucket, child)
         self.registry_bucket = bucket.bucket_name
         self.registry_endpoint = self._registry(nodes, bucket, child)
         self.register_outputs(
@@ -113,7 +119,9 @@ class ClusterServices(pulumi.ComponentResource):
         )
         return zone.zone_id
 
-    def _consul(self, nodes: aws.ec2.SecurityGroup, child: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    def _consul(
+        self, nodes: aws.ec2.SecurityGroup, bucket: RegistryBucket, child: pulumi.ResourceOptions
+    ) -> pulumi.Output[str]:
         args, name = self._args, f"{self._name}-consul"
         servers = self._security_group("consul", "Consul servers", child)
         self._allow_ssh(servers, "consul", child)
@@ -127,7 +135,8 @@ class ClusterServices(pulumi.ComponentResource):
         )
         count = args.consul.serverCount
 
-        def render(gossip_key: str) -> str:
+        def render(values: list[Any]) -> str:
+            bucket_name, gossip_key = values
             spec = ConsulServerSpec(
                 environment=args.environment,
                 datacenter=args.environment,
@@ -140,6 +149,12 @@ class ClusterServices(pulumi.ComponentResource):
                 instance_type=args.consul.instanceType,
                 gossip_key=gossip_key,
                 gossip_enforcement=args.consul.gossipEnforcement,
+                snapshots=SnapshotSpec(
+                    bucket=bucket_name,
+                    prefix=SNAPSHOT_PREFIX,
+                    interval_seconds=args.consul.snapshots.intervalMinutes * 60,
+                    kms_key_id=args.host_image.kms_key_arn,
+                ),
             )
             return rendered("the Consul servers", lambda: render_consul_server(spec))
 
@@ -150,7 +165,7 @@ class ClusterServices(pulumi.ComponentResource):
                 instance_type=args.consul.instanceType,
                 root_volume=self._root_volume(args.consul.rootVolumeSizeGb),
                 # Secret: it carries the gossip key (Pulumi encrypts it in state and masks it in previews).
-                user_data=pulumi.Output.from_input(args.consul_gossip_key).apply(render),
+                user_data=pulumi.Output.all(bucket.bucket_name, args.consul_gossip_key).apply(render),
                 security_group_ids=[servers.id],
                 subnet_ids=args.subnet_ids,
                 size=FleetSize(count, count, count),
@@ -164,7 +179,8 @@ class ClusterServices(pulumi.ComponentResource):
                         "Action": "ec2:DescribeInstances",
                         "Resource": "*",
                         "Condition": {"StringEquals": {"aws:RequestedRegion": args.region}},
-                    }
+                    },
+                    *bucket.snapshot_access_statements,
                 ],
                 ssm_session_manager=args.ssm_session_manager,
                 quorum=True,

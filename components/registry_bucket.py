@@ -1,4 +1,14 @@
-"""RegistryBucket: the S3 bucket behind the private Docker registry, private and encrypted by default."""
+"""RegistryBucket: the cluster's S3 bucket, private, encrypted and versioned. Two tenants, each confined
+to its own prefix by its role: the private Docker registry (`docker/`, distribution's fixed root when no
+rootdirectory is set) and the Consul servers' snapshots (`consul-snapshots/`, expired after the
+configured retention).
+
+Consul snapshots share this bucket rather than get one of their own: they need exactly its
+protections (TLS only, no public access, versioning, the stack's KMS key, kept through `pulumi destroy`
+in production), and a second globally unique bucket name would be one more thing to configure. What
+separates them is IAM: the registry cannot read or overwrite snapshots (which hold the whole KV store),
+and the Consul servers can only put and get snapshots; neither may delete (lifecycle rules do).
+"""
 
 from __future__ import annotations
 
@@ -9,18 +19,23 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+REGISTRY_PREFIX = "docker/"
+SNAPSHOT_PREFIX = "consul-snapshots/"
+
 
 @dataclass(frozen=True)
 class RegistryBucketArgs:
     name: str
     kms_key_arn: str | None
     protect: bool  # production: `pulumi destroy` must not be able to lose images
+    snapshot_retention_days: int
     tags: Mapping[str, str]
 
 
 class RegistryBucket(pulumi.ComponentResource):
     bucket_name: pulumi.Output[str]
-    access_statements: list[dict[str, Any]]  # the least the registry needs, scoped to this bucket
+    access_statements: list[dict[str, Any]]  # the least the registry needs, scoped to its prefix
+    snapshot_access_statements: list[dict[str, Any]]  # the least the Consul servers need, likewise
 
     def __init__(self, name: str, args: RegistryBucketArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("swarmcluster:services:RegistryBucket", name, None, opts)
@@ -76,7 +91,8 @@ class RegistryBucket(pulumi.ComponentResource):
                         abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
                             days_after_initiation=7
                         ),
-                    )
+                    ),
+                    *_snapshot_expiry(args.snapshot_retention_days),
                 ],
             ),
             self._after(versioning),
@@ -88,6 +104,7 @@ class RegistryBucket(pulumi.ComponentResource):
         )
         self.bucket_name = bucket.bucket
         self.access_statements = _access_statements(bucket.arn, args.kms_key_arn)
+        self.snapshot_access_statements = _snapshot_statements(bucket.arn, args.kms_key_arn)
         self.register_outputs({"bucketName": bucket.bucket})
 
     def _after(self, previous: pulumi.Resource) -> pulumi.ResourceOptions:
@@ -102,6 +119,29 @@ def _encryption_rule(args: RegistryBucketArgs) -> aws.s3.BucketServerSideEncrypt
     return aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
         apply_server_side_encryption_by_default=default, bucket_key_enabled=bool(args.kms_key_arn)
     )
+
+
+def _snapshot_expiry(days: int) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
+    """Snapshots older than `days` go, and so do versions overwritten that long ago; the delete markers
+    expiry leaves behind are removed once nothing is under them."""
+    only_snapshots = aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=SNAPSHOT_PREFIX)
+    return [
+        aws.s3.BucketLifecycleConfigurationRuleArgs(
+            id="expire-consul-snapshots",
+            status="Enabled",
+            filter=only_snapshots,
+            expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=days),
+            noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                noncurrent_days=days
+            ),
+        ),
+        aws.s3.BucketLifecycleConfigurationRuleArgs(
+            id="remove-consul-snapshot-delete-markers",
+            status="Enabled",
+            filter=only_snapshots,
+            expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(expired_object_delete_marker=True),
+        ),
+    ]
 
 
 def _tls_only(arn: pulumi.Output[str]) -> dict[str, Any]:
@@ -138,16 +178,32 @@ def _access_statements(arn: pulumi.Output[str], kms_key_arn: str | None) -> list
                 "s3:ListMultipartUploadParts",
                 "s3:AbortMultipartUpload",
             ],
-            "Resource": pulumi.Output.concat(arn, "/*"),
+            "Resource": pulumi.Output.concat(arn, "/", REGISTRY_PREFIX, "*"),
         },
     ]
-    if kms_key_arn:
-        statements.append(
-            {
-                "Sid": "RegistryBucketKey",
-                "Effect": "Allow",
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                "Resource": kms_key_arn,
-            }
-        )
-    return statements
+    return statements + _key_statement("RegistryBucketKey", kms_key_arn)
+
+
+def _snapshot_statements(arn: pulumi.Output[str], kms_key_arn: str | None) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "ConsulSnapshotList",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": arn,
+            "Condition": {"StringLike": {"s3:prefix": [f"{SNAPSHOT_PREFIX}*"]}},
+        },
+        {
+            "Sid": "ConsulSnapshotObjects",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": pulumi.Output.concat(arn, "/", SNAPSHOT_PREFIX, "*"),
+        },
+    ]
+    return statements + _key_statement("ConsulSnapshotKey", kms_key_arn)
+
+
+def _key_statement(sid: str, kms_key_arn: str | None) -> list[dict[str, Any]]:
+    if not kms_key_arn:
+        return []
+    return [{"Sid": sid, "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": kms_key_arn}]

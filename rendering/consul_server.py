@@ -12,7 +12,12 @@ Server turnover: a server that is terminated leaves the raft peer set on its way
 without leaving, never below the configured server count (`min_quorum`). A new server must stay
 healthy for `server_stabilization_time` before it votes, well inside the instance refresh's warm-up,
 so it counts before the next old one stops. Autopilot reads these settings only when a cluster
-bootstraps (README, "Consul server turnover").
+bootstraps; the snapshot agent applies them to older clusters.
+
+Snapshots: `consul-snapshot` (node_agents.consul_snapshot) runs beside every server, after it: it restores
+the newest valid snapshot into a cluster that started empty, then saves the leader's snapshot to S3 on
+every interval. It reads the autopilot block of the same config file, to apply it to clusters that
+bootstrapped without it.
 
 Gossip is encrypted with the stack's 32-byte key. `gossip_enforcement` other than "full" is one of
 the two intermediate steps of turning encryption on in a running cluster (README, "Gossip encryption").
@@ -26,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rendering.agents import agent_files, agent_service
 from rendering.inputs import require_image, require_name
 from rendering.node_services import ConfigFile, configured_service, host_user_data
 from rendering.rancheros_host import host_document
@@ -34,6 +40,9 @@ from rendering.yaml_text import merge
 CONFIG_DIR = "/opt/consul/config"
 DATA_DIR = "/opt/consul/data"
 CONFIG_FILE = "server.json"
+SERVER_SERVICE = "consul-server"
+SNAPSHOT_AGENT = "consul-snapshot"
+AFTER_LABEL = "io.rancher.os.after"
 _IN_CONTAINER = "/etc/consul.d"
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
 _DATACENTER = re.compile(r"[a-z0-9_-]{1,64}")
@@ -56,6 +65,14 @@ def autopilot_settings(server_count: int) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class SnapshotSpec:
+    bucket: str
+    prefix: str  # "consul-snapshots/"
+    interval_seconds: int
+    kms_key_id: str | None  # None: the bucket's default encryption
+
+
+@dataclass(frozen=True)
 class ConsulServerSpec:
     environment: str
     datacenter: str
@@ -67,6 +84,7 @@ class ConsulServerSpec:
     ssh_authorized_keys: Sequence[str]
     instance_type: str  # sets rancher.resize_device
     gossip_key: str  # base64 of 32 bytes (validated with the stack config)
+    snapshots: SnapshotSpec
     gossip_enforcement: str = "full"
 
 
@@ -109,13 +127,29 @@ def render_consul_server(spec: ConsulServerSpec) -> str:
     what = f"{spec.environment} consul server"
     config = ConfigFile(CONFIG_DIR, _IN_CONTAINER, CONFIG_FILE, render_consul_config(spec), mode="0644")
     service = configured_service(
-        "consul-server",
+        SERVER_SERVICE,
         require_image(spec.image, f"{what}: image"),
         config,
         "docker-entrypoint.sh agent -config-file={file}",
         volumes=[f"{DATA_DIR}:/consul/data"],
         uts="host",
     )
+    agent = _snapshot_agent(spec.snapshots, f"{_IN_CONTAINER}/{CONFIG_FILE}")
     environment = require_name(spec.environment, "environment")
     base = host_document(environment, "consul", spec.ssh_authorized_keys, spec.instance_type)
-    return host_user_data(merge(base, service), what)
+    return host_user_data(merge(merge(base, service), agent), what)
+
+
+def _snapshot_agent(snapshots: SnapshotSpec, config_path: str) -> dict[str, Any]:
+    if snapshots.interval_seconds < 60:
+        raise ValueError(f"snapshot interval {snapshots.interval_seconds}s is shorter than a minute")
+    args = ["run", "--bucket", snapshots.bucket, "--prefix", snapshots.prefix]
+    args += ["--interval", str(snapshots.interval_seconds), "--server-config", config_path]
+    if snapshots.kms_key_id is not None:
+        args += ["--kms-key-id", snapshots.kms_key_id]
+    volumes = [f"{CONFIG_DIR}:{_IN_CONTAINER}:ro"]
+    services = agent_service(SNAPSHOT_AGENT, "consul_snapshot", args, volumes=volumes)
+    # After the server it restores into (agent_service already orders it after the image pulls).
+    labels = services[SNAPSHOT_AGENT]["labels"]
+    labels[AFTER_LABEL] = f"{labels[AFTER_LABEL]},{SERVER_SERVICE}"
+    return {"write_files": agent_files(["consul_snapshot"]), "rancher": {"services": services}}

@@ -123,6 +123,21 @@ class Swarm(Strict):
     image: ImageRef = Field("swarm:1.2.9", description="Classic Swarm image every node runs.")
 
 
+class ConsulSnapshots(Strict):
+    """Snapshots of the Consul state (Swarm discovery, overlay networks) in the cluster bucket."""
+
+    intervalMinutes: Annotated[int, Field(ge=1, le=1440)] = Field(
+        5,
+        description=(
+            "Minutes between snapshots (the leader's only). A restore loses what was written since the last one "
+            "(see [Consul snapshots and restore](#consul-snapshots-and-restore))."
+        ),
+    )
+    retentionDays: Annotated[int, Field(ge=1, le=3650)] = Field(
+        30, description="Days a snapshot is kept under `consul-snapshots/` before an S3 lifecycle rule expires it."
+    )
+
+
 class Consul(Strict):
     image: ImageRef = Field("hashicorp/consul:1.20.2", description="Consul server image.")
     serverCount: Annotated[int, Field(ge=1, le=7)] = Field(
@@ -133,6 +148,9 @@ class Consul(Strict):
     )
     rootVolumeSizeGb: VolumeSize = Field(
         20, description="Root volume size in GiB (Consul's data lives there and is replicated across servers)."
+    )
+    snapshots: ConsulSnapshots = Field(
+        default_factory=ConsulSnapshots, description="Snapshots to S3, restored into a cluster that starts empty."
     )
     gossipEnforcement: Literal["full", "outgoing", "none"] = Field(
         "full",

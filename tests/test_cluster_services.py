@@ -73,7 +73,11 @@ def test_consul_auto_join_matches_tags_and_permission(stack: str) -> None:
     [join] = consul_json["retry_join"]
     assert f"tag_key=consul.cluster tag_value={stack}" in join and "provider=aws" in join
     assert f"region={cfg.region}" in join
-    [statement] = _policy(run, f"{stack}-cluster-consul-policy")["Statement"]  # type: ignore[misc]
+    [statement] = [
+        s
+        for s in _policy(run, f"{stack}-cluster-consul-policy")["Statement"]  # type: ignore[attr-defined]
+        if s["Sid"] == "ConsulCloudAutoJoin"
+    ]
     assert statement["Action"] == "ec2:DescribeInstances" and statement["Effect"] == "Allow"
     assert statement["Condition"] == {"StringEquals": {"aws:RequestedRegion": cfg.region}}
 
@@ -178,12 +182,57 @@ def test_registry_role_touches_only_its_bucket(stack: str) -> None:
     arn = run.named(BUCKET, f"{stack}-cluster-registry-bucket").outputs["arn"]
     statements = _policy(run, f"{stack}-cluster-registry-policy")["Statement"]
     s3 = [s for s in statements if any(a.startswith("s3:") for a in s["Action"])]  # type: ignore[union-attr]
-    assert {s["Resource"] for s in s3} == {arn, f"{arn}/*"}
+    # Objects only under the registry's root: Consul snapshots (the whole KV store) are not its to read.
+    assert {s["Resource"] for s in s3} == {arn, f"{arn}/docker/*"}
     assert all(not a.endswith("*") for s in statements for a in s["Action"])  # type: ignore[union-attr]
     kms = [s for s in statements if s["Sid"] == "RegistryBucketKey"]  # type: ignore[index]
     assert [s["Resource"] for s in kms] == (
         [config(stack).rancheros.kmsKeyArn] if config(stack).rancheros.kmsKeyArn else []
     )
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_consul_role_puts_and_gets_snapshots_under_its_prefix_only(stack: str) -> None:
+    run, cfg = recorded(stack), config(stack)
+    arn = run.named(BUCKET, f"{stack}-cluster-registry-bucket").outputs["arn"]
+    statements = {s["Sid"]: s for s in _policy(run, f"{stack}-cluster-consul-policy")["Statement"]}  # type: ignore[attr-defined]
+    listing, objects = statements["ConsulSnapshotList"], statements["ConsulSnapshotObjects"]
+    assert (listing["Action"], listing["Resource"]) == ("s3:ListBucket", arn)
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["consul-snapshots/*"]}}
+    assert (objects["Action"], objects["Resource"]) == (["s3:GetObject", "s3:PutObject"], f"{arn}/consul-snapshots/*")
+    key = cfg.rancheros.kmsKeyArn
+    assert ("ConsulSnapshotKey" in statements) == bool(key)
+    if key:
+        assert statements["ConsulSnapshotKey"]["Resource"] == key
+    assert not any("s3:DeleteObject" in str(s["Action"]) for s in statements.values()), "lifecycle rules delete"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_snapshots_expire_after_the_retention(stack: str) -> None:
+    run, cfg = recorded(stack), config(stack)
+    bucket = run.named(BUCKET, f"{stack}-cluster-registry-bucket")
+    rules = {
+        r["id"]: r
+        for r in _companion(run, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", bucket)["rules"]
+    }  # type: ignore[attr-defined]
+    days = cfg.consul.snapshots.retentionDays
+    expire = rules["expire-consul-snapshots"]
+    assert expire["filter"] == {"prefix": "consul-snapshots/"} and expire["status"] == "Enabled"
+    assert expire["expiration"] == {"days": days}
+    assert expire["noncurrentVersionExpiration"] == {"noncurrentDays": days}
+    markers = rules["remove-consul-snapshot-delete-markers"]
+    assert markers["filter"] == {"prefix": "consul-snapshots/"}
+    assert markers["expiration"] == {"expiredObjectDeleteMarker": True}
+    assert rules["abort-incomplete-uploads"]["filter"] == {"prefix": ""}, "the registry's rule is unchanged"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_consul_user_data_names_the_bucket_and_interval(stack: str) -> None:
+    run, cfg = recorded(stack), config(stack)
+    agent = _user_data(run, f"{stack}-cluster-consul-lt")["rancher"]["services"]["consul-snapshot"]  # type: ignore[index]
+    command = agent["command"]
+    assert command[command.index("--bucket") + 1] == cfg.registry.bucketName
+    assert command[command.index("--interval") + 1] == str(cfg.consul.snapshots.intervalMinutes * 60)
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from rendering.consul_server import ConsulServerSpec, render_consul_config, render_consul_server
+from node_agents.image import AGENT_IMAGE
+from rendering.agents import AGENTS_DIR
+from rendering.consul_server import ConsulServerSpec, SnapshotSpec, render_consul_config, render_consul_server
 from rendering.yaml_text import UserDataTooLarge
 from tests.cloud_config_checks import (
     duplicate_list_items,
@@ -21,6 +23,7 @@ from tests.cloud_config_checks import (
 )
 
 GOSSIP_KEY = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="
+KMS_KEY = "arn:aws:kms:eu-west-1:123456789012:key/5f0c9a2e-8b1d-4c7e-9a36-2d4b8e1f0c77"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0ZXN0a2V5Zm9ydGhlcmVuZGVyZXJ0ZXN0cw== ops@example"
 
 
@@ -36,6 +39,7 @@ def spec(**changes: Any) -> ConsulServerSpec:
         ssh_authorized_keys=[KEY],
         instance_type="t3.small",
         gossip_key=GOSSIP_KEY,
+        snapshots=SnapshotSpec("example-staging-docker-registry", "consul-snapshots/", 300, KMS_KEY),
     )
     return dataclasses.replace(base, **changes)
 
@@ -111,6 +115,34 @@ def test_user_data_writes_the_config_and_runs_consul() -> None:
     assert "/opt/consul/config:/etc/consul.d:ro" in service["volumes"]
     assert service["entrypoint"][-1].endswith("exec docker-entrypoint.sh agent -config-file=/etc/consul.d/server.json")
     assert "prefix=staging-consul\n" in document["write_files"][0]["content"]
+
+
+@pytest.mark.parametrize("kms_key", [KMS_KEY, None])
+def test_the_snapshot_agent_runs_after_consul_with_its_config(kms_key: str | None) -> None:
+    snapshots = SnapshotSpec("example-staging-docker-registry", "consul-snapshots/", 600, kms_key)
+    document = yaml.safe_load(render_consul_server(spec(snapshots=snapshots)))
+    agent = document["rancher"]["services"]["consul-snapshot"]
+    assert agent["image"] == AGENT_IMAGE and agent["net"] == "host" and agent["restart"] == "always"
+    assert agent["labels"]["io.rancher.os.after"] == "node-images,consul-server"
+    assert "io.rancher.os.scope" not in agent["labels"], "a user-Docker service: the image is not preloaded"
+    command = agent["command"]
+    assert command[:4] == ["python3", "-m", "node_agents.consul_snapshot", "run"]
+    options = dict(zip(command[4::2], command[5::2], strict=True))
+    assert options.pop("--kms-key-id", None) == kms_key
+    assert options == {
+        "--bucket": "example-staging-docker-registry",
+        "--prefix": "consul-snapshots/",
+        "--interval": "600",
+        "--server-config": "/etc/consul.d/server.json",
+    }
+    assert "/opt/consul/config:/etc/consul.d:ro" in agent["volumes"]
+    written = {f["path"] for f in document["write_files"]}
+    assert f"{AGENTS_DIR}/node_agents/consul_snapshot.py" in written and f"{AGENTS_DIR}/node_agents/s3.py" in written
+
+
+def test_snapshot_interval_under_a_minute_is_refused() -> None:
+    with pytest.raises(ValueError, match="shorter than a minute"):
+        render_consul_server(spec(snapshots=SnapshotSpec("b", "consul-snapshots/", 30, None)))
 
 
 def test_unpinned_image_is_refused() -> None:

@@ -10,11 +10,12 @@
   0 = only if absent), DELETE (`?recurse`). Every write bumps a global index like raft's; entries carry
   CreateIndex/ModifyIndex. `kv` is a plain dict the test can read and change.
 - Status: `/v1/status/leader`, `/v1/status/peers`.
-- Snapshots: GET `/v1/snapshot` returns the KV store as bytes (a gzip'd JSON document with a magic
-  header, standing in for Consul's tar archive) and counts in `snapshots_taken`; without a leader it
-  answers 500 "No cluster leader" like Consul. PUT `/v1/snapshot` with such bytes replaces the whole
-  KV store (`restores` records it); anything else answers 500 like Consul's failed restore and leaves
-  the store alone.
+- Snapshots: GET `/v1/snapshot` returns the KV store in Consul's archive format (snapshot/archive.go:
+  a gzip'd tar of meta.json, state.bin and SHA256SUMS; state.bin holds the KV store as JSON where Consul
+  has its msgpack'd state) and counts in `snapshots_taken`; without a leader it answers 500 "No
+  cluster leader" like Consul. PUT `/v1/snapshot` with such bytes replaces the whole KV store
+  (`restores` records it); anything that fails Consul's checks answers 500 like Consul's failed restore
+  and leaves the store alone.
 - Autopilot: GET/PUT `/v1/operator/autopilot/configuration` (`autopilot` dict, Consul's defaults).
 """
 
@@ -22,12 +23,14 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
+import io
 import json
+import tarfile
 from typing import Any
 
 from tests.fakes.server import FakeServer, Reply, Request
 
-SNAPSHOT_MAGIC = b"fake-consul-snapshot\n"
 AUTOPILOT_DEFAULTS: dict[str, Any] = {
     "CleanupDeadServers": True,
     "LastContactThreshold": "200ms",
@@ -42,20 +45,35 @@ AUTOPILOT_DEFAULTS: dict[str, Any] = {
 }
 
 
-def snapshot_of(kv: dict[str, bytes]) -> bytes:
-    """The bytes FakeConsul serves for a store holding `kv` (tests build "old" snapshots with it)."""
-    document = {key: base64.b64encode(value).decode() for key, value in sorted(kv.items())}
-    return SNAPSHOT_MAGIC + gzip.compress(json.dumps(document).encode())
+def snapshot_of(kv: dict[str, bytes], index: int = 1) -> bytes:
+    """The archive FakeConsul serves for a store holding `kv` at raft `index` (tests build old ones with it)."""
+    state = json.dumps({key: base64.b64encode(value).decode() for key, value in sorted(kv.items())}).encode()
+    meta = json.dumps({"Version": 1, "ID": f"2-{index}-fake", "Index": index, "Term": 2, "Size": len(state)})
+    files = {"meta.json": meta.encode() + b"\n", "state.bin": state}
+    files["SHA256SUMS"] = "".join(
+        f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in files.items()
+    ).encode()
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o600
+            archive.addfile(info, io.BytesIO(data))
+    return gzip.compress(tar.getvalue(), mtime=0)
 
 
 def kv_of(snapshot: bytes) -> dict[str, bytes]:
-    """The store a snapshot holds; ValueError when the bytes are not one."""
-    if not snapshot.startswith(SNAPSHOT_MAGIC):
-        raise ValueError("not a snapshot")
+    """The store a snapshot holds; ValueError, as Consul's restore fails, when the archive fails its checks."""
     try:
-        document = json.loads(gzip.decompress(snapshot[len(SNAPSHOT_MAGIC) :]))
-    except (OSError, EOFError, json.JSONDecodeError) as error:
-        raise ValueError(f"corrupt snapshot: {error}") from error
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(snapshot))) as archive:
+            files = {m.name: (archive.extractfile(m) or io.BytesIO()).read() for m in archive.getmembers()}
+    except (OSError, EOFError, tarfile.TarError) as error:
+        raise ValueError(f"failed to read snapshot file: {error}") from error
+    listed = dict(line.split("  ")[::-1] for line in files.get("SHA256SUMS", b"").decode().splitlines())
+    for name in ("meta.json", "state.bin"):
+        if name not in files or listed.get(name) != hashlib.sha256(files[name]).hexdigest():
+            raise ValueError(f"failed checking integrity of snapshot: hash check failed for {name!r}")
+    document = json.loads(files["state.bin"])
     return {key: base64.b64decode(value) for key, value in document.items()}
 
 
@@ -161,7 +179,7 @@ class FakeConsul(FakeServer):
             if not self.leader and "stale" not in request.query:
                 return Reply.text("No cluster leader", 500)
             self.snapshots_taken += 1
-            return Reply(200, snapshot_of(self.kv), {"X-Consul-Index": str(self.index)})
+            return Reply(200, snapshot_of(self.kv, self.index), {"X-Consul-Index": str(self.index)})
         if request.method == "PUT":
             try:
                 restored = kv_of(request.body)
