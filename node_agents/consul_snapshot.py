@@ -127,7 +127,6 @@ class SnapshotAgent:
     def where(self, key: str) -> str:
         return f"s3://{self.settings.bucket}/{key}"
 
-
     def save(self, boundary: float) -> bool:
         """The snapshot of the interval starting at `boundary`, if this server leads; True if saved."""
         leader = self.consul.leader()
@@ -169,7 +168,6 @@ class SnapshotAgent:
         if any(current.get(name) != value for name, value in wanted.items()):
             self.consul.set_autopilot_configuration({**current, **wanted})
             log(AGENT, f"autopilot configuration set to {wanted}")
-
 
     def wait_for_leader(self) -> None:
         while not self.stopping.is_set():
@@ -242,7 +240,6 @@ class SnapshotAgent:
         log(AGENT, f"restored {self.where(key)} (raft index {index})")
         return True
 
-
     def sleep(self, seconds: float) -> None:
         """A wait (scaled in tests) that SIGTERM cuts short."""
         self.stopping.wait(max(0.0, seconds) * self.clock.scale)
@@ -306,7 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     clock = Clock.from_env()
     try:
         agent = SnapshotAgent(settings, clock)
-        signal.signal(signal.SIGTERM, lambda *_: agent.stopping.set())
+        # Set from another thread: Event.set() takes a lock the interrupted main thread may be holding.
+        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=agent.stopping.set).start())
         if command == "run":
             agent.run()
         elif command == "restore":

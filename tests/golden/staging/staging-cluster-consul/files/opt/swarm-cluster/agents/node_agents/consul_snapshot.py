@@ -240,7 +240,7 @@ def main(argv: Sequence[str] | None=None) -> int:
     clock = Clock.from_env()
     try:
         agent = SnapshotAgent(settings, clock)
-        signal.signal(signal.SIGTERM, lambda *_: agent.stopping.set())
+        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=agent.stopping.set).start())
         if command == 'run':
             agent.run()
         elif command == 'restore':
