@@ -142,7 +142,7 @@ def _roll_warnings(roll: GroupRoll) -> list[str]:
     if roll.shape.outage:
         what = f"its {role}" if role else "the containers of this group"
         lost = (
-            " and Consul's KV data (overlay networks, Swarm leader lock) unless restored"
+            " and Consul's KV data (overlay networks, Swarm leader lock) written after its last S3 snapshot"
             if roll.component == "consul-server"
             else ""
         )
