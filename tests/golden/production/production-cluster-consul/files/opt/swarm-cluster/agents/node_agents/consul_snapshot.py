@@ -31,7 +31,7 @@ _MEMBERS = ('meta.json', 'state.bin', 'SHA256SUMS')
 class CorruptSnapshot(Exception):
     pass
 
-def verify(archive: bytes) -> int:
+def verify(archive):
     try:
         members = _members(gzip.decompress(archive))
     except (OSError, EOFError, tarfile.TarError) as error:
@@ -50,7 +50,7 @@ def verify(archive: bytes) -> int:
     except (ValueError, KeyError, TypeError) as error:
         raise CorruptSnapshot(f'meta.json has no raft index: {error!r}') from None
 
-def _members(tar: bytes) -> dict[str, bytes]:
+def _members(tar):
     found: dict[str, bytes] = {}
     with tarfile.open(fileobj=io.BytesIO(tar), mode='r:') as archive:
         for member in archive:
@@ -58,7 +58,7 @@ def _members(tar: bytes) -> dict[str, bytes]:
             found[member.name] = data.read() if data is not None else b''
     return found
 
-def interval_key(prefix: str, boundary: float) -> str:
+def interval_key(prefix, boundary):
     return prefix + time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(boundary)) + SUFFIX
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Settings:
 
 class SnapshotAgent:
 
-    def __init__(self, settings: Settings, clock: Clock) -> None:
+    def __init__(self, settings, clock):
         self.settings = settings
         self.clock = clock
         self.consul = Consul()
@@ -81,10 +81,10 @@ class SnapshotAgent:
         self.address = f"{imds.require('local-ipv4')}:{SERVER_PORT}"
         self.stopping = threading.Event()
 
-    def where(self, key: str) -> str:
+    def where(self, key):
         return f's3://{self.settings.bucket}/{key}'
 
-    def save(self, boundary: float) -> bool:
+    def save(self, boundary):
         leader = self.consul.leader()
         if leader != self.address:
             log(AGENT, f"not the leader ({leader or 'no leader'}); {self.address} saves nothing this interval")
@@ -104,14 +104,14 @@ class SnapshotAgent:
         self.ensure_autopilot()
         return True
 
-    def _marker(self) -> tuple[KvEntry | None, dict[str, Any]]:
+    def _marker(self):
         entry = self.consul.kv_get(MARKER_KEY)
         return (entry, json.loads(entry.value) if entry is not None else {})
 
-    def _ready(self) -> bool:
+    def _ready(self):
         return self._marker()[1].get('state') == 'ready'
 
-    def ensure_autopilot(self) -> None:
+    def ensure_autopilot(self):
         if self.settings.server_config is None:
             return
         wanted = {''.join((word.capitalize() for word in name.split('_'))): value for name, value in json.loads(self.settings.server_config.read_text())['autopilot'].items()}
@@ -120,7 +120,7 @@ class SnapshotAgent:
             self.consul.set_autopilot_configuration({**current, **wanted})
             log(AGENT, f'autopilot configuration set to {wanted}')
 
-    def wait_for_leader(self) -> None:
+    def wait_for_leader(self):
         while not self.stopping.is_set():
             try:
                 leader = self.consul.leader()
@@ -133,7 +133,7 @@ class SnapshotAgent:
             log(AGENT, f'waiting: {why}')
             self.sleep(POLL)
 
-    def initialise(self) -> None:
+    def initialise(self):
         self.wait_for_leader()
         while not self.stopping.is_set():
             entry, marker = self._marker()
@@ -149,15 +149,15 @@ class SnapshotAgent:
                 self._mark_ready(self.restore_newest())
                 return
 
-    def _stale(self, marker: dict[str, Any]) -> bool:
+    def _stale(self, marker):
         return self.clock.now() - float(marker.get('since', 0)) > CLAIM_TIMEOUT
 
-    def _mark_ready(self, snapshot: str | None) -> None:
+    def _mark_ready(self, snapshot):
         marker = {'state': 'ready', 'node': self.node, 'since': self.clock.now(), 'snapshot': snapshot}
         self.consul.kv_put(MARKER_KEY, _json(marker))
         log(AGENT, f'cluster initialised ({_describe(marker)})')
 
-    def restore_newest(self) -> str | None:
+    def restore_newest(self):
         keys = sorted((o.key for o in self.s3.list_objects_v2(self.settings.bucket, self.settings.prefix)), reverse=True)
         keys = [key for key in keys if key.endswith(SUFFIX)]
         if not keys:
@@ -169,7 +169,7 @@ class SnapshotAgent:
         log(AGENT, f'ERROR: none of the {len(keys)} snapshots could be restored; THE CLUSTER STARTS EMPTY')
         return None
 
-    def _restore(self, key: str, *, fallback: bool) -> bool:
+    def _restore(self, key, *, fallback):
         then = 'falling back to the previous snapshot' if fallback else 'no older snapshot is left'
         archive = self.s3.get_object(self.settings.bucket, key)
         try:
@@ -185,10 +185,10 @@ class SnapshotAgent:
         log(AGENT, f'restored {self.where(key)} (raft index {index})')
         return True
 
-    def sleep(self, seconds: float) -> None:
+    def sleep(self, seconds):
         self.stopping.wait(max(0.0, seconds) * self.clock.scale)
 
-    def run(self) -> None:
+    def run(self):
         interval = self.settings.interval
         self._initialise_until_done()
         while not self.stopping.is_set():
@@ -200,7 +200,7 @@ class SnapshotAgent:
         now = self.clock.now()
         self._tick(now - now % interval)
 
-    def _initialise_until_done(self) -> None:
+    def _initialise_until_done(self):
         while not self.stopping.is_set():
             try:
                 self.initialise()
@@ -209,20 +209,20 @@ class SnapshotAgent:
                 log(AGENT, f'ERROR: initialising the cluster failed ({error}); retrying in {RETRY:.0f}s')
                 self.sleep(RETRY)
 
-    def _tick(self, boundary: float) -> None:
+    def _tick(self, boundary):
         try:
             self.save(boundary)
         except Exception as error:
             log(AGENT, f'ERROR: snapshot of {self.where(interval_key(self.settings.prefix, boundary))} failed: {error}')
 
-def _json(document: dict[str, Any]) -> bytes:
+def _json(document):
     return json.dumps(document, sort_keys=True).encode()
 
-def _describe(marker: dict[str, Any]) -> str:
+def _describe(marker):
     source = marker.get('snapshot') or 'no snapshot: it started empty'
     return f"by {marker.get('node')}, from {source}"
 
-def _arguments(argv: Sequence[str]) -> tuple[str, Settings]:
+def _arguments(argv):
     parser = argparse.ArgumentParser(prog=f"python -m node_agents.{AGENT.replace('-', '_')}")
     parser.add_argument('command', choices=('run', 'restore', 'save'))
     parser.add_argument('--bucket', required=True)
@@ -235,7 +235,7 @@ def _arguments(argv: Sequence[str]) -> tuple[str, Settings]:
         parser.error('--interval must be positive')
     return (args.command, Settings(args.bucket, args.prefix, args.interval, args.kms_key_id, args.server_config))
 
-def main(argv: Sequence[str] | None=None) -> int:
+def main(argv=None):
     command, settings = _arguments(sys.argv[1:] if argv is None else argv)
     clock = Clock.from_env()
     try:

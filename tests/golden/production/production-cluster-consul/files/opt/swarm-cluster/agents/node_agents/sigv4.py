@@ -6,23 +6,23 @@ from datetime import UTC, datetime
 from node_agents.imds import Credentials
 ALGORITHM = 'AWS4-HMAC-SHA256'
 
-def _hmac(key: bytes, message: str) -> bytes:
+def _hmac(key, message):
     return hmac.new(key, message.encode('utf-8'), hashlib.sha256).digest()
 
-def host_of(url: str) -> str:
+def host_of(url):
     parts = urllib.parse.urlsplit(url)
     default = {'http': 80, 'https': 443}.get(parts.scheme)
     host = parts.hostname or ''
     return host if parts.port in (None, default) else f'{host}:{parts.port}'
 
-def _canonical_query(query: str) -> str:
+def _canonical_query(query):
     pairs = [pair.partition('=') for pair in query.split('&')] if query else []
     return '&'.join((f'{key}={value}' for key, _, value in sorted(((k, s, v) for k, s, v in pairs))))
 
-def _canonical_uri(path: str, service: str) -> str:
+def _canonical_uri(path, service):
     return path or '/' if service == 's3' else urllib.parse.quote(path or '/', safe='/~')
 
-def sign(*, method: str, url: str, headers: dict[str, str], body: bytes, credentials: Credentials, region: str, service: str, when: datetime) -> dict[str, str]:
+def sign(*, method, url, headers, body, credentials, region, service, when):
     stamp = when.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')
     payload_hash = hashlib.sha256(body).hexdigest()
     signed = {**headers, 'Host': host_of(url), 'X-Amz-Date': stamp}

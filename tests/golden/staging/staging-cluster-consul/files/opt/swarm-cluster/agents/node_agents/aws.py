@@ -26,16 +26,16 @@ S3 = Service('s3', 'S3')
 
 class AwsError(Exception):
 
-    def __init__(self, what: str, status: int, code: str, message: str) -> None:
+    def __init__(self, what, status, code, message):
         super().__init__(f'{what}: HTTP {status} {code}: {message}')
         self.status = status
         self.code = code
         self.message = message
 
-def _local(tag: str) -> str:
+def _local(tag):
     return tag.rpartition('}')[2]
 
-def xml_data(element: ET.Element) -> Any:
+def xml_data(element):
     children = list(element)
     if not children:
         return element.text or ''
@@ -43,14 +43,14 @@ def xml_data(element: ET.Element) -> Any:
         return [xml_data(child) for child in children]
     return {_local(child.tag): xml_data(child) for child in children}
 
-def _scalar(value: Any) -> str:
+def _scalar(value):
     if isinstance(value, bool):
         return 'true' if value else 'false'
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')
     return str(value)
 
-def flatten(params: Any, prefix: str='') -> list[tuple[str, str]]:
+def flatten(params, prefix=''):
     if isinstance(params, Mapping):
         return [pair for key, value in params.items() for pair in flatten(value, f'{prefix}.{key}' if prefix else key)]
     if isinstance(params, list | tuple):
@@ -59,20 +59,21 @@ def flatten(params: Any, prefix: str='') -> list[tuple[str, str]]:
         return [pair for n, value in enumerate(params, 1) for pair in flatten(value, f'{prefix}.member.{n}')]
     return [(prefix, _scalar(params))]
 
-def error_of(what: str, status: int, body: bytes) -> AwsError:
+def error_of(what, status, body):
     try:
         root = ET.fromstring(body)
     except ET.ParseError:
         return AwsError(what, status, f'HTTP{status}', body[:200].decode('utf-8', 'replace'))
     fields = {_local(element.tag): element.text or '' for element in root.iter()}
     return AwsError(what, status, fields.get('Code', f'HTTP{status}'), fields.get('Message', ''))
+EXPIRED_CODES = frozenset(('ExpiredToken', 'ExpiredTokenException', 'RequestExpired'))
 
-def retryable(error: Exception) -> bool:
+def retryable(error):
     if isinstance(error, AwsError):
-        return error.code in THROTTLING_CODES or error.status >= 500
+        return error.code in THROTTLING_CODES or error.code in EXPIRED_CODES or error.status >= 500
     return isinstance(error, HttpUnreachable)
 
-def _env_credentials() -> Credentials | None:
+def _env_credentials():
     key, secret = (os.environ.get('AWS_ACCESS_KEY_ID'), os.environ.get('AWS_SECRET_ACCESS_KEY'))
     if key and secret:
         return Credentials(key, secret, os.environ.get('AWS_SESSION_TOKEN') or None)
@@ -80,7 +81,7 @@ def _env_credentials() -> Credentials | None:
 
 class Aws:
 
-    def __init__(self, *, agent: str, clock: Clock | None=None, imds: Imds | None=None) -> None:
+    def __init__(self, *, agent, clock=None, imds=None):
         self.agent = agent
         self.clock = clock or Clock.from_env()
         self._imds = imds or Imds()
@@ -88,37 +89,40 @@ class Aws:
         self._region = os.environ.get('AWS_REGION') or os.environ.get('AWS_DEFAULT_REGION')
 
     @property
-    def region(self) -> str:
+    def region(self):
         if self._region is None:
             self._region = self._imds.region()
         return self._region
 
-    def credentials(self) -> Credentials:
+    def credentials(self):
         return self._static or self._imds.credentials(self.clock.now())
 
     @staticmethod
-    def configured_endpoint(service: Service) -> str | None:
+    def configured_endpoint(service):
         configured = os.environ.get(f'AWS_ENDPOINT_URL_{service.service_id}') or os.environ.get('AWS_ENDPOINT_URL')
         return configured.rstrip('/') if configured else None
 
-    def endpoint(self, service: Service) -> str:
+    def endpoint(self, service):
         return self.configured_endpoint(service) or f'https://{service.signing_name}.{self.region}.amazonaws.com'
 
-    def send(self, service: Service, what: str, method: str, target: str, *, body: bytes=b'', headers: Mapping[str, str] | None=None, base: str | None=None) -> Response:
+    def send(self, service, what, method, target, *, body=b'', headers=None, base=None):
         base = base or self.endpoint(service)
 
-        def attempt() -> Response:
+        def attempt():
             signed = sign(method=method, url=base + target, headers=dict(headers or {}), body=body, credentials=self.credentials(), region=self.region, service=service.signing_name, when=datetime.fromtimestamp(self.clock.now(), UTC))
             try:
                 return HttpClient(base, timeout=TIMEOUT).request(method, target, body=body, headers=signed)
             except HttpStatusError as error:
-                raise error_of(what, error.status, error.body) from None
+                refused = error_of(what, error.status, error.body)
+                if refused.code in EXPIRED_CODES:
+                    self._imds.forget_credentials()
+                raise refused from None
 
-        def note(error: Exception, delay: float) -> None:
+        def note(error, delay):
             log(self.agent, f'{what} failed ({error}); retrying in {delay:.1f}s')
         return retry(attempt, attempts=ATTEMPTS, base=BACKOFF_BASE, cap=BACKOFF_CAP, clock=self.clock, retryable=retryable, on_retry=note)
 
-    def call(self, service: str, action: str, params: Mapping[str, Any] | None=None) -> Any:
+    def call(self, service, action, params=None):
         spec = QUERY_SERVICES[service]
         pairs = [('Action', action), ('Version', spec.api_version), *flatten(params or {})]
         body = urllib.parse.urlencode(pairs).encode('ascii')

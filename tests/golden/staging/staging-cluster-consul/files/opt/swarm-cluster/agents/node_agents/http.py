@@ -9,7 +9,7 @@ DEFAULT_TIMEOUT = 10.0
 
 class HttpError(Exception):
 
-    def __init__(self, url: str, message: str) -> None:
+    def __init__(self, url, message):
         super().__init__(f'{url}: {message}')
         self.url = url
 
@@ -18,7 +18,7 @@ class HttpUnreachable(HttpError):
 
 class HttpStatusError(HttpError):
 
-    def __init__(self, url: str, status: int, body: bytes) -> None:
+    def __init__(self, url, status, body):
         super().__init__(url, f"HTTP {status}: {body[:300].decode('utf-8', 'replace').strip()}")
         self.status = status
         self.body = body
@@ -29,16 +29,16 @@ class Response:
     headers: dict[str, str]
     body: bytes
 
-    def json(self) -> Any:
+    def json(self):
         return json.loads(self.body) if self.body else None
 
 class _UnixConnection(http.client.HTTPConnection):
 
-    def __init__(self, socket_path: str, timeout: float) -> None:
+    def __init__(self, socket_path, timeout):
         super().__init__('localhost', timeout=timeout)
         self._socket_path = socket_path
 
-    def connect(self) -> None:
+    def connect(self):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:
@@ -50,7 +50,7 @@ class _UnixConnection(http.client.HTTPConnection):
 
 class HttpClient:
 
-    def __init__(self, base: str, *, timeout: float=DEFAULT_TIMEOUT, headers: dict[str, str] | None=None) -> None:
+    def __init__(self, base, *, timeout=DEFAULT_TIMEOUT, headers=None):
         parsed = urllib.parse.urlsplit(base)
         if parsed.scheme not in ('http', 'https', 'tcp', 'unix'):
             raise ValueError(f'{base!r}: expected http://, https://, tcp:// or unix://')
@@ -59,14 +59,14 @@ class HttpClient:
         self._headers = headers or {}
         self._parsed = parsed
 
-    def _connection(self) -> http.client.HTTPConnection:
+    def _connection(self):
         if self._parsed.scheme == 'unix':
             return _UnixConnection(self._parsed.path, self.timeout)
         if self._parsed.scheme == 'https':
             return http.client.HTTPSConnection(self._parsed.netloc, timeout=self.timeout)
         return http.client.HTTPConnection(self._parsed.netloc, timeout=self.timeout)
 
-    def request(self, method: str, path: str, *, query: dict[str, str] | None=None, body: bytes | None=None, headers: dict[str, str] | None=None, ok: tuple[int, ...]=()) -> Response:
+    def request(self, method, path, *, query=None, body=None, headers=None, ok=()):
         prefix = '' if self._parsed.scheme == 'unix' else self._parsed.path.rstrip('/')
         target = prefix + path + (f'?{urllib.parse.urlencode(query)}' if query else '')
         url = f'{self.base}{path}'
@@ -83,10 +83,10 @@ class HttpClient:
             raise HttpStatusError(url, response.status, response.body)
         return response
 
-    def get_json(self, path: str, *, query: dict[str, str] | None=None, ok: tuple[int, ...]=()) -> Any:
+    def get_json(self, path, *, query=None, ok=()):
         return self.request('GET', path, query=query, ok=ok).json()
 
-    def send_json(self, method: str, path: str, payload: Any=None, *, query: dict[str, str] | None=None, ok: tuple[int, ...]=()) -> Any:
+    def send_json(self, method, path, payload=None, *, query=None, ok=()):
         body = None if payload is None else json.dumps(payload).encode('utf-8')
         headers = {'Content-Type': 'application/json'} if body is not None else {}
         return self.request(method, path, query=query, body=body, headers=headers, ok=ok).json()

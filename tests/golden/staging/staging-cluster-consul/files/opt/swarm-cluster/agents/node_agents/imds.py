@@ -21,11 +21,11 @@ class Credentials:
 
 class Imds:
 
-    def __init__(self, endpoint: str | None=None, *, timeout: float=TIMEOUT) -> None:
+    def __init__(self, endpoint=None, *, timeout=TIMEOUT):
         self._http = HttpClient(endpoint or os.environ.get(ENDPOINT_ENV, DEFAULT_ENDPOINT), timeout=timeout)
         self._credentials: Credentials | None = None
 
-    def get(self, path: str) -> str | None:
+    def get(self, path):
         try:
             return self._http.request('GET', f'/latest/meta-data/{path}').body.decode('utf-8')
         except HttpStatusError as error:
@@ -33,28 +33,31 @@ class Imds:
                 return None
             raise
 
-    def require(self, path: str) -> str:
+    def require(self, path):
         value = self.get(path)
         if not value:
             raise ImdsError(f'instance metadata has no {path}')
         return value
 
-    def instance_id(self) -> str:
+    def instance_id(self):
         return self.require('instance-id')
 
-    def region(self) -> str:
+    def region(self):
         return self.require('placement/region')
 
-    def target_lifecycle_state(self) -> str | None:
+    def target_lifecycle_state(self):
         return self.get('autoscaling/target-lifecycle-state')
 
-    def credentials(self, now: float) -> Credentials:
+    def credentials(self, now):
         cached = self._credentials
         if cached is None or cached.expires_at is None or cached.expires_at - REFRESH_MARGIN <= now:
             self._credentials = cached = self._fetch_credentials()
         return cached
 
-    def _fetch_credentials(self) -> Credentials:
+    def forget_credentials(self):
+        self._credentials = None
+
+    def _fetch_credentials(self):
         roles = self.require('iam/security-credentials/').split()
         if not roles:
             raise ImdsError('the instance has no IAM role')

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 T = TypeVar('T')
 TIME_SCALE_ENV = 'AGENT_TIME_SCALE'
 
-def log(agent: str, message: str) -> None:
+def log(agent, message):
     print(f'{agent}: {message}', file=sys.stdout, flush=True)
 
 @dataclass
@@ -20,26 +20,26 @@ class Clock:
     _start: float = field(default_factory=time.monotonic)
 
     @classmethod
-    def from_env(cls) -> Clock:
+    def from_env(cls):
         raw = os.environ.get(TIME_SCALE_ENV, '1')
         scale = float(raw)
         if not 0 < scale <= 1:
             raise ValueError(f'{TIME_SCALE_ENV}={raw!r}: must be a number in (0, 1]')
         return cls(scale=scale)
 
-    def monotonic(self) -> float:
+    def monotonic(self):
         return (time.monotonic() - self._start) / self.scale
 
-    def now(self) -> float:
+    def now(self):
         return time.time()
 
-    def sleep(self, seconds: float) -> None:
+    def sleep(self, seconds):
         time.sleep(max(0.0, seconds) * self.scale)
 
-def backoff_delays(attempts: int, base: float, cap: float) -> list[float]:
+def backoff_delays(attempts, base, cap):
     return [random.uniform(0, min(cap, base * 2 ** n)) for n in range(attempts - 1)]
 
-def retry(call: Callable[[], T], *, attempts: int, base: float, cap: float, clock: Clock, retryable: Callable[[Exception], bool]=lambda _: True, on_retry: Callable[[Exception, float], None] | None=None) -> T:
+def retry(call, *, attempts, base, cap, clock, retryable=lambda _: True, on_retry=None):
     delays = backoff_delays(attempts, base, cap)
     for delay in delays:
         try:
@@ -54,10 +54,10 @@ def retry(call: Callable[[], T], *, attempts: int, base: float, cap: float, cloc
 
 class StateFile:
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path):
         self.path = Path(path)
 
-    def load(self) -> dict[str, Any]:
+    def load(self):
         try:
             data = json.loads(self.path.read_text(encoding='utf-8'))
         except FileNotFoundError:
@@ -66,7 +66,7 @@ class StateFile:
             raise ValueError(f'{self.path}: expected a JSON object')
         return data
 
-    def save(self, state: dict[str, Any]) -> None:
+    def save(self, state):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f'.{self.path.name}.tmp')
         with tmp.open('w', encoding='utf-8') as out:
@@ -75,7 +75,7 @@ class StateFile:
             os.fsync(out.fileno())
         os.replace(tmp, self.path)
 
-    def update(self, **changes: Any) -> dict[str, Any]:
+    def update(self, **changes):
         state = {**self.load(), **changes}
         self.save(state)
         return state

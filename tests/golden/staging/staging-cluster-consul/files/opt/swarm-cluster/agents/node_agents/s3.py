@@ -12,15 +12,15 @@ class S3Object:
     last_modified: str
     etag: str
 
-def _quote(text: str, safe: str='') -> str:
+def _quote(text, safe=''):
     return urllib.parse.quote(text, safe='-_.~' + safe)
 
 class S3Client:
 
-    def __init__(self, aws: Aws) -> None:
+    def __init__(self, aws):
         self.aws = aws
 
-    def _send(self, what: str, method: str, bucket: str, key: str='', *, query: dict[str, str] | None=None, body: bytes=b'', headers: dict[str, str] | None=None) -> Response:
+    def _send(self, what, method, bucket, key='', *, query=None, body=b'', headers=None):
         encoded = '&'.join((f'{_quote(k)}={_quote(v)}' for k, v in sorted((query or {}).items())))
         path = '/' + _quote(key, '/') + (f'?{encoded}' if encoded else '')
         configured = self.aws.configured_endpoint(S3)
@@ -30,7 +30,7 @@ class S3Client:
             base, path = (configured or self.aws.endpoint(S3), f'/{bucket}{path}')
         return self.aws.send(S3, f's3 {what} s3://{bucket}/{key}', method, path, body=body, headers=headers, base=base)
 
-    def put_object(self, bucket: str, key: str, body: bytes, *, kms_key_id: str | None=None) -> str:
+    def put_object(self, bucket, key, body, *, kms_key_id=None):
         headers = {'Content-Type': 'application/octet-stream'}
         if kms_key_id:
             headers['x-amz-server-side-encryption'] = 'aws:kms'
@@ -38,7 +38,7 @@ class S3Client:
         response = self._send('PutObject', 'PUT', bucket, key, body=body, headers=headers)
         return response.headers.get('x-amz-version-id', '')
 
-    def get_object(self, bucket: str, key: str) -> bytes | None:
+    def get_object(self, bucket, key):
         try:
             return self._send('GetObject', 'GET', bucket, key).body
         except AwsError as error:
@@ -46,7 +46,7 @@ class S3Client:
                 return None
             raise
 
-    def list_objects_v2(self, bucket: str, prefix: str='') -> list[S3Object]:
+    def list_objects_v2(self, bucket, prefix=''):
         objects: list[S3Object] = []
         token: str | None = None
         while True:
