@@ -17,11 +17,12 @@ import pytest
 import yaml
 
 from node_agents.consul_snapshot import MARKER_KEY, interval_key, verify
-from rendering.consul_server import CONFIG_DIR, ConsulServerSpec, SnapshotSpec, render_consul_server
+from rendering.consul_server import CONFIG_DIR, SnapshotSpec, render_consul_server
 from tests.fakes.agent_process import AgentProcess, agent_env, run_agent
 from tests.fakes.aws import FakeAws
 from tests.fakes.consul import FakeConsul, snapshot_of
 from tests.fakes.imds import FakeImds
+from tests.test_rendering_consul import spec as consul_spec
 
 BUCKET = "example-staging-docker-registry"
 PREFIX = "consul-snapshots/"
@@ -279,19 +280,7 @@ def test_a_stalled_claim_is_taken_over() -> None:
 def test_the_rendered_service_runs_from_the_files_the_user_data_writes(tmp_path: Path) -> None:
     """The command, arguments and files the Consul servers' user-data carries, run as RancherOS would run
     them: the modules from write_files on PYTHONPATH, the server config where the service mounts it."""
-    spec = ConsulServerSpec(
-        environment="staging",
-        datacenter="staging",
-        image="hashicorp/consul:1.20.2",
-        bootstrap_expect=1,
-        region="eu-west-1",
-        join_tag_key="consul.cluster",
-        join_tag_value="staging",
-        ssh_authorized_keys=[],
-        instance_type="t3.small",
-        gossip_key="pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=",
-        snapshots=SnapshotSpec(BUCKET, PREFIX, 300, KMS_KEY),
-    )
+    spec = consul_spec(bootstrap_expect=1, snapshots=SnapshotSpec(BUCKET, PREFIX, 300, KMS_KEY))
     document = yaml.safe_load(render_consul_server(spec))
     for entry in document["write_files"]:
         target = tmp_path / entry["path"].lstrip("/")
