@@ -13,11 +13,11 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-# How long a node may stay silent in Terminating:Wait. The agent heartbeats every HEARTBEAT_INTERVAL, so a
-# live agent keeps the node as long as its drain window; a dead agent (or a node launched before the agent
-# existed) delays its termination by at most this, then DEFAULT_RESULT applies.
+# How long a node may stay silent in Terminating:Wait. The agent heartbeats every 30 s
+# (node_agents.drain.HEARTBEAT_INTERVAL), so a live agent keeps the node as long as its drain window; a dead
+# agent (or a node launched before the agent existed) delays its termination by at most this, then
+# DEFAULT_RESULT applies.
 HEARTBEAT_TIMEOUT_SECONDS = 120
-HEARTBEAT_INTERVAL_SECONDS = 30
 # For termination hooks both results terminate the instance; CONTINUE lets other termination hooks (an
 # operator's own, say) still run, ABANDON would skip them.
 DEFAULT_RESULT = "CONTINUE"
@@ -26,11 +26,15 @@ TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
 DRAIN_WINDOW_TAG = "swarm-cluster:drain-window-seconds"
 
 
+def hook_name(group_name: str) -> str:
+    return f"{group_name}-drain"
+
+
 def termination_hook(name: str, group_name: pulumi.Input[str], opts: pulumi.ResourceOptions) -> None:
     aws.autoscaling.LifecycleHook(
         f"{name}-drain",
         aws.autoscaling.LifecycleHookArgs(
-            name=f"{name}-drain",
+            name=hook_name(name),
             autoscaling_group_name=group_name,
             lifecycle_transition=TERMINATING,
             heartbeat_timeout=HEARTBEAT_TIMEOUT_SECONDS,

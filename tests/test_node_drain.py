@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from components.node_drain import DRAIN_WINDOW_TAG, HEARTBEAT_INTERVAL_SECONDS, HEARTBEAT_TIMEOUT_SECONDS
+from components.node_drain import DRAIN_WINDOW_TAG, HEARTBEAT_TIMEOUT_SECONDS
 from components.rancheros_fleet import FleetSize, RancherOSFleetArgs, RootVolume, _healthy_percentages
+from node_agents.drain import HEARTBEAT_INTERVAL
 from tests.conftest import recorded
 from tests.test_swarm_node_groups import _group, cases
 
@@ -36,7 +37,7 @@ def test_the_group_tells_the_deploy_its_drain_window(stack: str, name: str) -> N
 
 
 def test_heartbeats_come_several_times_per_timeout() -> None:
-    assert HEARTBEAT_TIMEOUT_SECONDS >= 3 * HEARTBEAT_INTERVAL_SECONDS
+    assert HEARTBEAT_TIMEOUT_SECONDS >= 3 * HEARTBEAT_INTERVAL
 
 
 def _args(low: int, desired: int = 4, quorum: bool = False) -> RancherOSFleetArgs:

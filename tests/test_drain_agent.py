@@ -1,0 +1,340 @@
+"""The drain agent executed as real processes against fakes of IMDS, Auto Scaling, Consul and Docker/Swarm.
+
+Classic Swarm's primary is the one party not run here: `SwarmPrimary` plays its watchdog (when a node's
+discovery key disappears it re-creates that node's `on-node-failure` containers on another node, as
+cluster/watchdog.go does, and records whether the originals still ran at that moment).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from node_agents.drain import DISCOVERY_PREFIX, DRAINING_PREFIX, LEADER_KEY, RESCHEDULED_PREFIX, plan_moves
+from node_agents.runtime import StateFile
+from tests.fakes.aws import FakeAws
+from tests.fakes.consul import FakeConsul
+from tests.fakes.docker import FakeDocker, FakeNode
+from tests.fakes.imds import FakeImds
+
+ROOT = Path(__file__).resolve().parent.parent
+SCALE = 0.01  # agent seconds -> real seconds: a 300 s window lasts 3 s
+GROUP = "staging-web"
+IP, OTHER_IP, MANAGER_IP = "10.30.1.23", "10.30.1.24", "10.30.0.5"
+RESCHEDULE = {"com.docker.swarm.reschedule-policies": '["on-node-failure"]'}
+ENGINE_KEY = f"{DISCOVERY_PREFIX}{IP}:2375"
+
+
+@dataclass
+class Cluster:
+    aws: FakeAws
+    consul: FakeConsul
+    swarm: FakeDocker  # what the managers serve on :4000
+    tmp: Path
+    stack: ExitStack
+    processes: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    def node(self, *, ip: str = IP, instance: str = "i-0aaaaaaaaaaaaaaa1", managers: int = 0) -> Node:
+        imds = self.stack.enter_context(FakeImds(instance_id=instance, local_ipv4=ip))
+        engine = self.stack.enter_context(FakeDocker([FakeNode(f"node-{ip}", f"{ip}:2375")], swarm=False))
+        engine.add_container("swarm-agent", image="swarm:1.2.9")
+        if managers:
+            engine.add_container("swarm-manager", image="swarm:1.2.9")
+        self.consul.kv[f"{DISCOVERY_PREFIX}{ip}:2375"] = f"{ip}:2375".encode()
+        return Node(self, imds, engine, ip, instance, managers, self.tmp / f"state-{instance}.json")
+
+    def start(self, node: Node, window: int = 300) -> subprocess.Popen[str]:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": str(ROOT),
+            "AGENT_TIME_SCALE": str(SCALE),
+            "IMDS_ENDPOINT": node.imds.url,
+            **self.aws.env(),
+            "CONSUL_HTTP_ADDR": self.consul.url,
+            "DOCKER_HOST": node.engine.docker_host,
+            "DRAIN_GROUP": GROUP,
+            "DRAIN_HOOK": f"{GROUP}-drain",
+            "DRAIN_WINDOW_SECONDS": str(window),
+            "DRAIN_STATE": str(node.state),
+            "SWARM_AGENT_CONTAINER": "swarm-agent",
+        }
+        if node.managers:
+            env |= {
+                "SWARM_MANAGERS": str(node.managers),
+                "SWARM_MANAGER_CONTAINER": "swarm-manager",
+                "SWARM_HOST": self.swarm.docker_host,
+            }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "node_agents.drain"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def workload(self, node: Node, name: str, labels: dict[str, str] | None = None) -> str:
+        """A container Swarm created on `node`: in the cluster's view and on the node's engine."""
+        copy = self.swarm.add_container(name, node=f"node-{node.ip}", labels=dict(labels or {}))
+        swarm_id = copy.labels["com.docker.swarm.id"]
+        node.engine.add_container(name, labels={**copy.labels, "com.docker.swarm.id": swarm_id})
+        return swarm_id
+
+
+@dataclass
+class Node:
+    cluster: Cluster
+    imds: FakeImds
+    engine: FakeDocker
+    ip: str
+    instance: str
+    managers: int
+    state: Path
+
+    def stopped(self) -> list[str]:
+        return [self.engine.container(cid).name for cid, _ in self.engine.stopped]
+
+
+class SwarmPrimary(threading.Thread):
+    """Classic Swarm's primary watchdog for one node: once the node's discovery key is gone, re-create its
+    reschedulable containers on `target` (same name and swarm id) and start them."""
+
+    def __init__(self, cluster: Cluster, node: Node, target: str, on_leave: Callable[[], None] = lambda: None):
+        super().__init__(daemon=True)
+        self.cluster, self.node, self.target, self.on_leave = cluster, node, target, on_leave
+        self.originals_running_at_leave: dict[str, bool] = {}
+        self.leader_at_leave: bytes | None = None
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        key = f"{DISCOVERY_PREFIX}{self.node.ip}:2375"
+        while key in self.cluster.consul.kv:
+            if self.stop_event.wait(0.01):
+                return
+        self.leader_at_leave = self.cluster.consul.kv.get(LEADER_KEY)
+        self.originals_running_at_leave = {
+            c.name: c.running for c in self.node.engine.containers.values() if "com.docker.swarm.id" in c.labels
+        }
+        self.on_leave()
+        swarm = self.cluster.swarm
+        for original in [c for c in swarm.containers.values() if c.node == f"node-{self.node.ip}"]:
+            del swarm.containers[original.id]
+            if RESCHEDULE.items() <= original.labels.items() and self.originals_running_at_leave[original.name]:
+                swarm.add_container(original.name, node=self.target, labels=dict(original.labels))
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    with ExitStack() as stack:
+        aws = stack.enter_context(FakeAws())
+        consul = stack.enter_context(FakeConsul())
+        nodes = [FakeNode(f"node-{ip}", f"{ip}:2375") for ip in (IP, OTHER_IP, MANAGER_IP)]
+        swarm = stack.enter_context(FakeDocker(nodes))
+        consul.hold(LEADER_KEY, f"{MANAGER_IP}:4000".encode(), "session-primary")
+        c = Cluster(aws, consul, swarm, tmp_path, stack)
+        try:
+            yield c
+        finally:
+            for process in c.processes:
+                process.kill()
+                process.wait()
+                if process.stdout:
+                    process.stdout.close()
+            assert aws.violations == [], "every AWS call matches botocore's model"
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def finish(process: subprocess.Popen[str]) -> str:
+    """The agent's output once it has completed the lifecycle action (it then idles: stop it)."""
+    process.terminate()
+    output, _ = process.communicate(timeout=10)
+    return output
+
+
+def completed(aws: FakeAws) -> Callable[[], bool]:
+    return lambda: bool(aws.calls_of("CompleteLifecycleAction"))
+
+
+def test_normal_drain_moves_labelled_containers_before_stopping_anything(cluster: Cluster) -> None:
+    node = cluster.node()
+    witness = cluster.node(ip=MANAGER_IP, instance="i-0aaaaaaaaaaaaaaa9", managers=3)
+    app = cluster.workload(node, "app", RESCHEDULE)
+    cluster.workload(node, "cache")
+    primary = SwarmPrimary(cluster, node, target=f"node-{OTHER_IP}")
+    primary.start()
+    agent, witnessing = cluster.start(node), cluster.start(witness)
+    time.sleep(0.3)
+    assert not cluster.aws.calls, "nothing happens while the instance is in service"
+    began = time.monotonic()
+    node.imds.set_lifecycle_state("Terminated")
+    wait_for(completed(cluster.aws))
+    took = time.monotonic() - began
+    output = finish(agent)
+
+    assert primary.originals_running_at_leave == {"app": True, "cache": True}, "left discovery first"
+    assert cluster.swarm.container("app").node == f"node-{OTHER_IP}" and cluster.swarm.container("app").running
+    assert cluster.swarm.container("app").labels["com.docker.swarm.id"] == app
+    assert node.stopped()[0] == "swarm-agent" and sorted(node.stopped()[1:]) == ["app", "cache"]
+    assert took < 3.0 * 0.8, "it waited for the witness's report, not for the whole window"
+    [complete] = cluster.aws.calls_of("CompleteLifecycleAction")
+    assert complete == {
+        "AutoScalingGroupName": GROUP,
+        "LifecycleHookName": f"{GROUP}-drain",
+        "InstanceId": node.instance,
+        "LifecycleActionResult": "CONTINUE",
+    }
+    assert cluster.aws.calls_of("RecordLifecycleActionHeartbeat")[0]["InstanceId"] == node.instance
+    assert "cache: no reschedule:on-node-failure policy" in output
+    assert "app: Swarm will reschedule it" in output
+    assert not any(k.startswith((DRAINING_PREFIX, RESCHEDULED_PREFIX)) for k in cluster.consul.kv)
+    assert ENGINE_KEY not in cluster.consul.kv
+    assert witnessing.poll() is None, "the witness keeps running"
+
+
+def test_a_restarted_agent_resumes_and_repeats_no_step(cluster: Cluster) -> None:
+    node = cluster.node()
+    swarm_id = cluster.workload(node, "app", RESCHEDULE)
+    SwarmPrimary(cluster, node, target=f"node-{OTHER_IP}").start()
+    first = cluster.start(node, window=3000)
+    node.imds.set_lifecycle_state("Terminated")
+    wait_for(lambda: "leave" in StateFile(node.state).load().get("done", []))
+    first.kill()
+    first.wait()
+    heartbeats_before = len(cluster.aws.calls_of("RecordLifecycleActionHeartbeat"))
+
+    second = cluster.start(node, window=3000)
+    time.sleep(0.5)
+    assert len(cluster.aws.calls_of("RecordLifecycleActionHeartbeat")) > heartbeats_before, "still heartbeating"
+    cluster.consul.kv[RESCHEDULED_PREFIX + IP] = json.dumps([swarm_id]).encode()  # the witness's report
+    wait_for(completed(cluster.aws))
+    output = finish(second)
+
+    assert node.stopped().count("swarm-agent") == 1
+    assert node.stopped().count("app") == 1
+    deletes = [r for r in cluster.consul.requests if r.method == "DELETE" and r.path == f"/v1/kv/{ENGINE_KEY}"]
+    announcements = [
+        r for r in cluster.consul.requests if r.method == "PUT" and r.path == f"/v1/kv/{DRAINING_PREFIX}{IP}"
+    ]
+    assert len(deletes) == 1 and len(announcements) == 1
+    assert len(cluster.aws.calls_of("CompleteLifecycleAction")) == 1
+    assert "step announce" not in output and "step leave" not in output and "step wait" in output
+
+
+def test_without_a_swarm_primary_it_waits_out_the_window_then_completes(cluster: Cluster) -> None:
+    node = cluster.node()
+    cluster.workload(node, "app", RESCHEDULE)
+    cluster.consul.kv.pop(LEADER_KEY)
+    cluster.consul.sessions.clear()
+    agent = cluster.start(node, window=120)
+    began = time.monotonic()
+    node.imds.set_lifecycle_state("Terminated")
+    wait_for(completed(cluster.aws))
+    took = time.monotonic() - began
+    output = finish(agent)
+
+    assert took >= 120 * SCALE
+    assert "no Swarm primary: containers will not be rescheduled" in output
+    assert len(cluster.aws.calls_of("RecordLifecycleActionHeartbeat")) >= 3
+    assert node.stopped() == ["swarm-agent", "app"]
+
+
+def test_a_long_drain_keeps_the_hook_alive_with_heartbeats(cluster: Cluster) -> None:
+    node = cluster.node()
+    cluster.workload(node, "app", RESCHEDULE)  # nobody reports it moved: the whole window passes
+    agent = cluster.start(node, window=600)
+    node.imds.set_lifecycle_state("Terminated")
+    wait_for(completed(cluster.aws))
+    output = finish(agent)
+
+    heartbeats = cluster.aws.calls_of("RecordLifecycleActionHeartbeat")
+    assert len(heartbeats) >= 600 // 30 - 2, "one heartbeat per 30 s of a 600 s window"
+    assert all(
+        h == {"AutoScalingGroupName": GROUP, "LifecycleHookName": f"{GROUP}-drain", "InstanceId": node.instance}
+        for h in heartbeats
+    )
+    assert "gave up waiting for rescheduled copies" in output
+
+
+def test_heartbeat_failures_do_not_stop_the_drain(cluster: Cluster) -> None:
+    node = cluster.node()
+    cluster.aws.fail("ValidationError", action="RecordLifecycleActionHeartbeat", times=None)
+    agent = cluster.start(node, window=60)
+    node.imds.set_lifecycle_state("Terminated")
+    wait_for(completed(cluster.aws))
+    assert "heartbeat failed" in finish(agent)
+
+
+def test_a_terminating_manager_hands_over_before_it_leaves(cluster: Cluster) -> None:
+    manager = cluster.node(ip=MANAGER_IP, instance="i-0aaaaaaaaaaaaaaa5", managers=3)
+    cluster.workload(manager, "app", RESCHEDULE)
+
+    def replica_takes_over() -> None:
+        wait_for(lambda: "session-primary" in cluster.consul.destroyed_sessions)
+        cluster.consul.hold(LEADER_KEY, f"{OTHER_IP}:4000".encode(), "session-new")
+
+    threading.Thread(target=replica_takes_over, daemon=True).start()
+    primary = SwarmPrimary(cluster, manager, target=f"node-{OTHER_IP}")
+    primary.start()
+    agent = cluster.start(manager, window=60)
+    manager.imds.set_lifecycle_state("Terminated")
+    wait_for(completed(cluster.aws))
+    output = finish(agent)
+
+    assert manager.stopped()[:2] == ["swarm-manager", "swarm-agent"]
+    assert cluster.consul.destroyed_sessions == ["session-primary"]
+    assert primary.leader_at_leave == f"{OTHER_IP}:4000".encode(), "a new primary existed before it left"
+    assert f"Swarm primary is now {OTHER_IP}:4000" in output
+
+
+def test_a_lone_manager_stays_primary_and_witnesses_its_own_drain(cluster: Cluster) -> None:
+    manager = cluster.node(ip=MANAGER_IP, instance="i-0aaaaaaaaaaaaaaa5", managers=1)
+    cluster.workload(manager, "app", RESCHEDULE)
+    primary = SwarmPrimary(cluster, manager, target=f"node-{OTHER_IP}")
+    primary.start()
+    agent = cluster.start(manager, window=300)
+    began = time.monotonic()
+    manager.imds.set_lifecycle_state("Terminated")
+    wait_for(completed(cluster.aws))
+    took = time.monotonic() - began
+    output = finish(agent)
+
+    assert "swarm-manager" not in manager.stopped(), "it keeps managing until the instance is gone"
+    assert cluster.consul.destroyed_sessions == []
+    assert cluster.swarm.container("app").node == f"node-{OTHER_IP}"
+    assert took < 300 * SCALE * 0.8, "its own witness reported the copy"
+    assert "all 1 rescheduled containers run elsewhere" in output
+
+
+def test_plan_moves_names_what_moves_and_what_is_lost() -> None:
+    def listed(name: str, labels: dict[str, str], state: str = "running") -> dict[str, object]:
+        return {"Names": [f"/{name}"], "State": state, "Labels": labels}
+
+    moving, staying = plan_moves(
+        [
+            listed("app", {"com.docker.swarm.id": "a", **RESCHEDULE}),
+            listed("db", {"com.docker.swarm.id": "b"}),
+            listed("off", {"com.docker.swarm.id": "c", "com.docker.swarm.reschedule-policies": '["off"]'}),
+            listed("done", {"com.docker.swarm.id": "d", **RESCHEDULE}, state="exited"),
+            listed("swarm-agent", {}),
+        ]
+    )
+    assert moving == {"a": "app"}
+    assert staying == ["db", "off"]
