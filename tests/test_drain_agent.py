@@ -8,9 +8,6 @@ cluster/watchdog.go does, and records whether the originals still ran at that mo
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,14 +17,23 @@ from pathlib import Path
 
 import pytest
 
-from node_agents.drain import DISCOVERY_PREFIX, DRAINING_PREFIX, LEADER_KEY, RESCHEDULED_PREFIX, plan_moves
-from node_agents.runtime import StateFile
+from node_agents.consul import Consul
+from node_agents.docker import Docker
+from node_agents.drain import (
+    DISCOVERY_PREFIX,
+    DRAINING_PREFIX,
+    LEADER_KEY,
+    RESCHEDULED_PREFIX,
+    plan_moves,
+    witness_tick,
+)
+from node_agents.runtime import Clock, StateFile
+from tests.fakes.agent_process import AgentProcess, agent_env
 from tests.fakes.aws import FakeAws
 from tests.fakes.consul import FakeConsul
 from tests.fakes.docker import FakeDocker, FakeNode
 from tests.fakes.imds import FakeImds
 
-ROOT = Path(__file__).resolve().parent.parent
 SCALE = 0.01  # agent seconds -> real seconds: a 300 s window lasts 3 s
 GROUP = "staging-web"
 IP, OTHER_IP, MANAGER_IP = "10.30.1.23", "10.30.1.24", "10.30.0.5"
@@ -42,7 +48,7 @@ class Cluster:
     swarm: FakeDocker  # what the managers serve on :4000
     tmp: Path
     stack: ExitStack
-    processes: list[subprocess.Popen[str]] = field(default_factory=list)
+    agents: list[AgentProcess] = field(default_factory=list)
 
     def node(self, *, ip: str = IP, instance: str = "i-0aaaaaaaaaaaaaaa1", managers: int = 0) -> Node:
         imds = self.stack.enter_context(FakeImds(instance_id=instance, local_ipv4=ip))
@@ -53,37 +59,29 @@ class Cluster:
         self.consul.kv[f"{DISCOVERY_PREFIX}{ip}:2375"] = f"{ip}:2375".encode()
         return Node(self, imds, engine, ip, instance, managers, self.tmp / f"state-{instance}.json")
 
-    def start(self, node: Node, window: int = 300) -> subprocess.Popen[str]:
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": str(ROOT),
-            "AGENT_TIME_SCALE": str(SCALE),
-            "IMDS_ENDPOINT": node.imds.url,
-            **self.aws.env(),
-            "CONSUL_HTTP_ADDR": self.consul.url,
-            "DOCKER_HOST": node.engine.docker_host,
-            "DRAIN_GROUP": GROUP,
-            "DRAIN_HOOK": f"{GROUP}-drain",
-            "DRAIN_WINDOW_SECONDS": str(window),
-            "DRAIN_STATE": str(node.state),
-            "SWARM_AGENT_CONTAINER": "swarm-agent",
-        }
+    def start(self, node: Node, window: int = 300) -> AgentProcess:
+        env = agent_env(
+            node.imds.url,
+            self.aws,
+            AGENT_TIME_SCALE=str(SCALE),
+            CONSUL_HTTP_ADDR=self.consul.url,
+            DOCKER_HOST=node.engine.docker_host,
+            DRAIN_GROUP=GROUP,
+            DRAIN_HOOK=f"{GROUP}-drain",
+            DRAIN_WINDOW_SECONDS=str(window),
+            DRAIN_STATE=str(node.state),
+            SWARM_AGENT_CONTAINER="swarm-agent",
+        )
         if node.managers:
             env |= {
                 "SWARM_MANAGERS": str(node.managers),
                 "SWARM_MANAGER_CONTAINER": "swarm-manager",
                 "SWARM_HOST": self.swarm.docker_host,
             }
-        process = subprocess.Popen(
-            [sys.executable, "-m", "node_agents.drain"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.processes.append(process)
-        return process
+        agent = AgentProcess("drain", [], env)
+        agent.start()
+        self.agents.append(agent)
+        return agent
 
     def workload(self, node: Node, name: str, labels: dict[str, str] | None = None) -> str:
         """A container Swarm created on `node`: in the cluster's view and on the node's engine."""
@@ -147,11 +145,8 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         try:
             yield c
         finally:
-            for process in c.processes:
-                process.kill()
-                process.wait()
-                if process.stdout:
-                    process.stdout.close()
+            for agent in c.agents:
+                agent.kill()
             assert aws.violations == [], "every AWS call matches botocore's model"
 
 
@@ -162,11 +157,10 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
         time.sleep(0.02)
 
 
-def finish(process: subprocess.Popen[str]) -> str:
+def finish(agent: AgentProcess) -> str:
     """The agent's output once it has completed the lifecycle action (it then idles: stop it)."""
-    process.terminate()
-    output, _ = process.communicate(timeout=10)
-    return output
+    agent.stop()
+    return agent.output()
 
 
 def completed(aws: FakeAws) -> Callable[[], bool]:
@@ -206,26 +200,26 @@ def test_normal_drain_moves_labelled_containers_before_stopping_anything(cluster
     assert "app: Swarm will reschedule it" in output
     assert not any(k.startswith((DRAINING_PREFIX, RESCHEDULED_PREFIX)) for k in cluster.consul.kv)
     assert ENGINE_KEY not in cluster.consul.kv
-    assert witnessing.poll() is None, "the witness keeps running"
+    assert witnessing.returncode is None, "the witness keeps running"
 
 
 def test_a_restarted_agent_resumes_and_repeats_no_step(cluster: Cluster) -> None:
     node = cluster.node()
     swarm_id = cluster.workload(node, "app", RESCHEDULE)
     SwarmPrimary(cluster, node, target=f"node-{OTHER_IP}").start()
-    first = cluster.start(node, window=3000)
+    agent = cluster.start(node, window=3000)
     node.imds.set_lifecycle_state("Terminated")
     wait_for(lambda: "leave" in StateFile(node.state).load().get("done", []))
-    first.kill()
-    first.wait()
+    agent.kill()
     heartbeats_before = len(cluster.aws.calls_of("RecordLifecycleActionHeartbeat"))
+    lines_before = len(agent.lines)
 
-    second = cluster.start(node, window=3000)
+    agent.start()
     time.sleep(0.5)
     assert len(cluster.aws.calls_of("RecordLifecycleActionHeartbeat")) > heartbeats_before, "still heartbeating"
     cluster.consul.kv[RESCHEDULED_PREFIX + IP] = json.dumps([swarm_id]).encode()  # the witness's report
     wait_for(completed(cluster.aws))
-    output = finish(second)
+    output = "\n".join(finish(agent).splitlines()[lines_before:])
 
     assert node.stopped().count("swarm-agent") == 1
     assert node.stopped().count("app") == 1
@@ -338,3 +332,29 @@ def test_plan_moves_names_what_moves_and_what_is_lost() -> None:
     )
     assert moving == {"a": "app"}
     assert staying == ["db", "off"]
+
+
+def test_the_witness_reports_copies_elsewhere_and_drops_stale_announcements(cluster: Cluster) -> None:
+    node = cluster.node()
+    app = cluster.workload(node, "app", RESCHEDULE)
+    moved = cluster.workload(node, "api", RESCHEDULE)
+    cluster.swarm.container("api").node = f"node-{OTHER_IP}"  # already re-created elsewhere
+    now = time.time()
+    announce = {"instance": node.instance, "expected": {app: "app", moved: "api"}, "expires": now + 60}
+    cluster.consul.kv[DRAINING_PREFIX + IP] = json.dumps(announce).encode()
+    stale = {"instance": "i-0gone", "expected": {}, "expires": now - 1}
+    cluster.consul.kv[DRAINING_PREFIX + "10.30.9.9"] = json.dumps(stale).encode()
+    cluster.consul.kv[RESCHEDULED_PREFIX + "10.30.9.9"] = b"[]"
+
+    witness_tick(Docker(cluster.swarm.docker_host), Consul(cluster.consul.url), Clock())
+
+    assert json.loads(cluster.consul.kv[RESCHEDULED_PREFIX + IP]) == [moved]
+    assert DRAINING_PREFIX + "10.30.9.9" not in cluster.consul.kv
+    assert RESCHEDULED_PREFIX + "10.30.9.9" not in cluster.consul.kv
+
+
+def test_a_replica_manager_does_not_witness(cluster: Cluster) -> None:
+    cluster.swarm.role, cluster.swarm.primary = "replica", f"{MANAGER_IP}:4000"
+    cluster.consul.kv[DRAINING_PREFIX + IP] = json.dumps({"expected": {}, "expires": time.time() + 60}).encode()
+    witness_tick(Docker(cluster.swarm.docker_host), Consul(cluster.consul.url), Clock())
+    assert RESCHEDULED_PREFIX + IP not in cluster.consul.kv
