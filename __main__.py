@@ -5,7 +5,9 @@ import pulumi_aws as aws
 
 from components import stack_settings
 from components.cluster_services import ClusterServices, ClusterServicesArgs, HostImage
+from components.node_agents_archive import NodeAgentsArchive, NodeAgentsArchiveArgs
 from components.swarm_node_group import SwarmClusterContext, SwarmNodeGroup, SwarmNodeGroupArgs, TagVariable
+from rendering.swarm_node import AGENT_MODULES
 
 config = stack_settings.load()
 environment = config.cluster.environment
@@ -39,11 +41,25 @@ services = ClusterServices(
     ),
 )
 
+partition = caller.arn.apply(lambda arn: arn.split(":")[1])
+agents = NodeAgentsArchive(
+    f"{environment}-node-agents",
+    NodeAgentsArchiveArgs(
+        bucket=services.registry_bucket,
+        region=config.region,
+        partition=partition,
+        entry_points=AGENT_MODULES,
+        kms_key_arn=config.rancheros.kmsKeyArn,
+        tags=config.tags,
+    ),
+)
+
 cluster = SwarmClusterContext(
     environment=environment,
     region=config.region,
     account_id=caller.account_id,
-    partition=caller.arn.apply(lambda arn: arn.split(":")[1]),
+    partition=partition,
+    agents=agents,
     vpc_id=config.network.vpcId,
     subnet_ids=subnet_ids,
     node_security_group_id=services.node_security_group_id,

@@ -14,11 +14,13 @@ import pulumi
 import pulumi_aws as aws
 
 from components.internal_endpoint import InternalEndpoint, InternalEndpointArgs
-from components.node_drain import lifecycle_statement, termination_hook
+from components.node_agents_archive import NodeAgentsArchive
+from components.node_drain import hook_name, lifecycle_statement, termination_hook
 from components.rancheros_fleet import FleetSize, RancherOSFleet, RancherOSFleetArgs, RootVolume
 from components.security_rules import SSH_PORT, allow
 from components.user_data import rendered
 from node_agents import capacity
+from rendering.drain_agent import DrainSpec
 from rendering.swarm_node import SwarmNodeSpec, render_swarm_node
 from stack_config.models import NodeGroup
 
@@ -41,6 +43,7 @@ class SwarmClusterContext:
     region: str
     account_id: pulumi.Input[str]
     partition: pulumi.Input[str]
+    agents: NodeAgentsArchive
     vpc_id: str
     subnet_ids: Sequence[str]
     node_security_group_id: pulumi.Input[str]
@@ -87,7 +90,7 @@ class SwarmNodeGroup(pulumi.ComponentResource):
                 ami_id=cluster.ami_id,
                 instance_type=group.instanceType,
                 root_volume=RootVolume(cluster.root_device_name, group.rootVolumeSizeGb, cluster.kms_key_arn),
-                user_data=_user_data(group, cluster),
+                user_data=_user_data(group, cluster, name),
                 security_group_ids=[cluster.node_security_group_id, guard.id],
                 subnet_ids=cluster.subnet_ids,
                 size=FleetSize(group.minSize, group.desiredCapacity, group.maxSize),
@@ -102,6 +105,7 @@ class SwarmNodeGroup(pulumi.ComponentResource):
                 policy_statements=[
                     lifecycle_statement(name, cluster.partition, cluster.region, cluster.account_id),
                     *([metric_statement(cluster.environment)] if group.swarmManager else []),
+                    *cluster.agents.read_statements,
                 ],
                 drain_window_seconds=group.drainWindowSeconds,
             ),
@@ -271,9 +275,9 @@ def instance_tags(group: NodeGroup, cluster: SwarmClusterContext, name: str) -> 
     }
 
 
-def _user_data(group: NodeGroup, cluster: SwarmClusterContext) -> pulumi.Output[str]:
-    def render(endpoints: list[str]) -> str:
-        consul, registry = endpoints
+def _user_data(group: NodeGroup, cluster: SwarmClusterContext, name: str) -> pulumi.Output[str]:
+    def render(inputs: list[Any]) -> str:
+        consul, registry, agents = inputs
         spec = SwarmNodeSpec(
             environment=cluster.environment,
             group=group.name,
@@ -285,7 +289,10 @@ def _user_data(group: NodeGroup, cluster: SwarmClusterContext) -> pulumi.Output[
             registry_endpoint=registry,
             ssh_authorized_keys=cluster.ssh_authorized_keys,
             instance_type=group.instanceType,
+            drain=DrainSpec(name, hook_name(name), group.drainWindowSeconds),
+            managers=group.desiredCapacity if group.swarmManager else 0,
+            agents=agents,
         )
         return rendered(f"node group {group.name}", lambda: render_swarm_node(spec))
 
-    return pulumi.Output.all(cluster.consul_endpoint, cluster.registry_endpoint).apply(render)
+    return pulumi.Output.all(cluster.consul_endpoint, cluster.registry_endpoint, cluster.agents.archive).apply(render)

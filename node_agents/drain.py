@@ -66,6 +66,7 @@ RESCHEDULED_PREFIX = "swarm-cluster/rescheduled/"
 STALE_AFTER_SECONDS = 3600.0
 SWARM_ID = "com.docker.swarm.id"
 RESCHEDULE = "on-node-failure"
+STATE_DIR = "/var/lib/swarm-cluster/drain"  # on the host: a restarted container resumes from it
 STEPS = ("handover", "announce", "leave", "wait", "stop", "complete")
 
 
@@ -89,7 +90,7 @@ class Settings:
             group=os.environ["DRAIN_GROUP"],
             hook=os.environ["DRAIN_HOOK"],
             window=float(os.environ["DRAIN_WINDOW_SECONDS"]),
-            state_path=os.environ.get("DRAIN_STATE", "/var/lib/swarm-cluster/drain/state.json"),
+            state_path=os.environ.get("DRAIN_STATE", f"{STATE_DIR}/state.json"),
             managers=int(os.environ.get("SWARM_MANAGERS", "0")),
             swarm_agent=os.environ["SWARM_AGENT_CONTAINER"],
             swarm_manager=os.environ.get("SWARM_MANAGER_CONTAINER", ""),

@@ -27,6 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rendering.agents import AgentArchive, bootstrap_files
+from rendering.drain_agent import DrainSpec, drain_service
 from rendering.inputs import require_endpoint, require_image, require_text
 from rendering.node_services import host_user_data, user_service
 from rendering.rancheros_host import RESERVED_VARIABLE_PREFIX, RESERVED_VARIABLES, host_document
@@ -35,6 +37,8 @@ from rendering.yaml_text import merge
 ENGINE_PORT = 2375
 MANAGER_PORT = 4000
 ADVERTISE_VARIABLE = "SWARM_ADVERTISE"
+SWARM_AGENT = "swarm-agent"  # RancherOS names a service's container after the service
+SWARM_MANAGER = "swarm-manager"
 VARIABLES_FILE = "/opt/swarm-cluster/environment"
 VARIABLES_PROFILE = "/etc/profile.d/swarm-cluster.sh"
 _LABEL_KEY = re.compile(r"docker\.[a-z0-9]([a-z0-9._-]*[a-z0-9])?")
@@ -53,6 +57,9 @@ class SwarmNodeSpec:
     registry_endpoint: str  # "docker.staging.example.internal:5000"
     ssh_authorized_keys: Sequence[str]
     instance_type: str  # sets rancher.resize_device
+    drain: DrainSpec
+    managers: int  # size of a manager group (fixed); 0 on workers
+    agents: AgentArchive  # where the node fetches its agents' code
 
 
 def render_swarm_node(spec: SwarmNodeSpec) -> str:
@@ -73,12 +80,13 @@ def render_swarm_node(spec: SwarmNodeSpec) -> str:
     variables = environment_variables(spec.variables, what)
     if variables:
         rancher["environment"] = variables
-    advertise = {f"swarm-agent/{ADVERTISE_VARIABLE}": ENGINE_PORT}
+    advertise = {f"{SWARM_AGENT}/{ADVERTISE_VARIABLE}": ENGINE_PORT}
     if spec.swarm_manager:
-        advertise[f"swarm-manager/{ADVERTISE_VARIABLE}"] = MANAGER_PORT
+        advertise[f"{SWARM_MANAGER}/{ADVERTISE_VARIABLE}"] = MANAGER_PORT
     host = host_document(spec.environment, spec.group, spec.ssh_authorized_keys, spec.instance_type, advertise)
     document = merge(host, {"rancher": rancher, "write_files": variable_files(variables)})
-    return host_user_data(merge(document, swarm_services(spec, consul, what)), what)
+    document = merge(document, swarm_services(spec, consul, what))
+    return host_user_data(merge(document, node_agents(spec, consul)), what)
 
 
 def label_args(labels: Mapping[str, str], environment: str, what: str) -> list[str]:
@@ -119,8 +127,19 @@ def swarm_services(spec: SwarmNodeSpec, consul: str, what: str) -> dict[str, Any
     image = require_image(spec.swarm_image, f"{what}: swarm_image")
     discovery = f"consul://{consul}"
     common: dict[str, Any] = {"net": "host", "environment": [ADVERTISE_VARIABLE]}
-    services = user_service("swarm-agent", image, command=["join", discovery], **common)
+    services = user_service(SWARM_AGENT, image, command=["join", discovery], **common)
     if spec.swarm_manager:
         manage = ["manage", "-H", f":{MANAGER_PORT}", "--replication", discovery]
-        services = merge(services, user_service("swarm-manager", image, command=manage, **common))
+        services = merge(services, user_service(SWARM_MANAGER, image, command=manage, **common))
     return services
+
+
+# The node_agents modules Swarm nodes run (components.node_agents_archive stores them with their imports).
+AGENT_MODULES = ("drain",)
+
+
+def node_agents(spec: SwarmNodeSpec, consul: str) -> dict[str, Any]:
+    """The agents every Swarm node runs (node_agents/), and the one archive of their modules."""
+    manager = SWARM_MANAGER if spec.swarm_manager else None
+    drain = drain_service(spec.drain, spec.agents, consul, SWARM_AGENT, manager, spec.managers, MANAGER_PORT)
+    return merge({"write_files": bootstrap_files()}, drain)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
+import zipfile
+
 import pytest
+import yaml
 
 from components.node_drain import DRAIN_WINDOW_TAG, HEARTBEAT_TIMEOUT_SECONDS
 from components.rancheros_fleet import FleetSize, RancherOSFleetArgs, RootVolume, _healthy_percentages
 from node_agents.drain import HEARTBEAT_INTERVAL
 from tests.conftest import recorded
-from tests.test_swarm_node_groups import _group, cases
+from tests.test_swarm_node_groups import _group, cases, config
 
 
 @pytest.mark.parametrize(("stack", "name"), cases())
@@ -69,3 +75,23 @@ def test_min_healthy_zero_cannot_launch_first() -> None:
 
 def test_quorum_groups_still_roll_one_at_a_time() -> None:
     assert _healthy_percentages(_args(90, desired=3, quorum=True)) == (100, 110)
+
+
+@pytest.mark.parametrize(("stack", "name"), cases())
+def test_every_node_fetches_exactly_the_stored_agents_archive(stack: str, name: str) -> None:
+    run, cfg = recorded(stack), config(stack)
+    stored = run.named("aws:s3/bucketObjectv2:BucketObjectv2", f"{stack}-node-agents-object").inputs
+    content = base64.b64decode(stored["contentBase64"])
+    digest = hashlib.sha256(content).hexdigest()
+    assert stored["key"] == f"node-agents/{digest}.zip" and stored["bucket"] == cfg.registry.bucketName
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        assert "node_agents/drain.py" in archive.namelist()
+    template = run.named("aws:ec2/launchTemplate:LaunchTemplate", f"{stack}-{name}-lt").inputs
+    document = yaml.safe_load(base64.b64decode(template["userData"]))
+    environment = dict(e.split("=", 1) for e in document["rancher"]["services"]["drain"]["environment"])
+    assert (
+        environment["AGENTS_URL"] == f"https://{cfg.registry.bucketName}.s3.{cfg.region}.amazonaws.com/{stored['key']}"
+    )
+    assert environment["DRAIN_GROUP"] == f"{stack}-{name}"
+    assert environment["DRAIN_HOOK"] == f"{stack}-{name}-drain"
+    assert environment["DRAIN_WINDOW_SECONDS"] == str(_group(stack, name).drainWindowSeconds)

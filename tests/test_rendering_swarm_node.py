@@ -12,6 +12,8 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from rendering.agents import AgentArchive
+from rendering.drain_agent import DrainSpec
 from rendering.inputs import METADATA_TOKENS
 from rendering.swarm_node import SwarmNodeSpec, render_swarm_node
 from rendering.yaml_text import UserDataTooLarge
@@ -40,6 +42,9 @@ def spec(**changes: Any) -> SwarmNodeSpec:
         registry_endpoint=REGISTRY,
         ssh_authorized_keys=[KEY],
         instance_type="m6i.large",
+        drain=DrainSpec("staging-web", "staging-web-drain", 300),
+        managers=0,
+        agents=AgentArchive(f"https://bucket.s3.eu-west-1.amazonaws.com/node-agents/{'a' * 64}.zip", "eu-west-1"),
     )
     return dataclasses.replace(base, **changes)
 
@@ -246,3 +251,25 @@ def test_snippets_and_shellcheck_findings() -> None:
     assert any(p.startswith("write_files /x.sh:") and "SC3010" in p for p in problems)
     assert any(p.startswith("runcmd[0]:") and "SC2086" in p for p in problems)
     assert any(p.startswith("rancher.services.s.entrypoint:") and "SC2086" in p for p in problems)
+
+
+@pytest.mark.parametrize("managers", [0, 1, 3])
+def test_every_node_runs_the_drain_agent_with_its_group_and_window(managers: int) -> None:
+    document = parsed(spec(swarm_manager=bool(managers), managers=managers))
+    drain = document["rancher"]["services"]["drain"]
+    assert drain["command"] == ["python3", "/opt/swarm-cluster/agents/bootstrap.py", "drain"]
+    assert drain["net"] == "host", "instance metadata and the Swarm API on loopback"
+    environment = dict(item.split("=", 1) for item in drain["environment"])
+    assert environment["DRAIN_GROUP"] == "staging-web"
+    assert environment["DRAIN_HOOK"] == "staging-web-drain"
+    assert environment["DRAIN_WINDOW_SECONDS"] == "300"
+    assert environment["SWARM_AGENT_CONTAINER"] in document["rancher"]["services"]
+    assert environment["CONSUL_HTTP_ADDR"] == CONSUL
+    if managers:
+        assert environment["SWARM_MANAGER_CONTAINER"] in document["rancher"]["services"]
+        assert environment["SWARM_MANAGERS"] == str(managers)
+        assert environment["SWARM_HOST"] == "tcp://127.0.0.1:4000"
+    else:
+        assert "SWARM_MANAGERS" not in environment and "SWARM_HOST" not in environment
+    assert "/var/run/docker.sock:/var/run/docker.sock" in drain["volumes"]
+    assert "/var/lib/swarm-cluster/drain:/var/lib/swarm-cluster/drain" in drain["volumes"]

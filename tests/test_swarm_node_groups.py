@@ -262,28 +262,47 @@ def test_public_ports_only_where_a_group_asks(stack: str) -> None:
 
 
 @pytest.mark.parametrize(("stack", "name"), cases())
-def test_node_role_carries_its_own_drain_the_managers_metric_right_and_optional_ssm(stack: str, name: str) -> None:
-    run = recorded(stack)
+def test_node_role_carries_its_own_drain_its_agents_the_managers_metric_right_and_optional_ssm(
+    stack: str, name: str
+) -> None:
+    run, cfg = recorded(stack), config(stack)
     role = run.named("aws:iam/role:Role", f"{stack}-{name}-role").inputs
     assert json.loads(role["assumeRolePolicy"])["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
     policy = json.loads(run.named("aws:iam/rolePolicy:RolePolicy", f"{stack}-{name}-policy").inputs["policy"])
-    region = config(stack).region
+    key = run.named("aws:s3/bucketObjectv2:BucketObjectv2", f"{stack}-node-agents-object").inputs["key"]
     metric = {
         "Effect": "Allow",
         "Action": "cloudwatch:PutMetricData",
         "Resource": "*",
         "Condition": {"StringEquals": {"cloudwatch:namespace": f"SwarmCluster/{stack}"}},
     }
-    assert policy["Statement"] == [
+    expected = [
         {
             "Sid": "DrainOwnNode",
             "Effect": "Allow",
             "Action": ["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"],
-            "Resource": f"arn:aws:autoscaling:{region}:{ACCOUNT_ID}:autoScalingGroup:*:"
+            "Resource": f"arn:aws:autoscaling:{cfg.region}:{ACCOUNT_ID}:autoScalingGroup:*:"
             f"autoScalingGroupName/{stack}-{name}",
         },
         *([metric] if _group(stack, name).swarmManager else []),
+        {
+            "Sid": "FetchNodeAgents",
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{cfg.registry.bucketName}/{key}",
+        },
     ]
+    if cfg.rancheros.kmsKeyArn:
+        expected.append(
+            {
+                "Sid": "DecryptNodeAgents",
+                "Effect": "Allow",
+                "Action": "kms:Decrypt",
+                "Resource": cfg.rancheros.kmsKeyArn,
+                "Condition": {"StringEquals": {"kms:ViaService": f"s3.{cfg.region}.amazonaws.com"}},
+            }
+        )
+    assert policy["Statement"] == expected
     attached = [
         a
         for a in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
