@@ -24,6 +24,7 @@ class KvEntry:
     key: str
     value: bytes
     modify_index: int
+    session: str = ""  # the session holding the key as a lock; "" when unlocked
 
 
 def _address(address: str | None) -> str:
@@ -73,6 +74,10 @@ class Consul:
         query = {"recurse": ""} if recurse else None
         self._http.request("DELETE", self._kv_path(key), query=query)
 
+    def session_destroy(self, session: str) -> None:
+        """Ends `session`: the locks it holds are released (or their keys deleted, per its behavior)."""
+        self._http.request("PUT", f"/v1/session/destroy/{urllib.parse.quote(session, safe='')}")
+
     def leader(self) -> str | None:
         """The raft leader's `ip:port`; None while the cluster has none."""
         return str(self._http.get_json("/v1/status/leader")) or None
@@ -97,4 +102,5 @@ class Consul:
 
 def _entry(item: dict[str, Any]) -> KvEntry:
     raw = item.get("Value")
-    return KvEntry(str(item["Key"]), base64.b64decode(raw) if raw else b"", int(item["ModifyIndex"]))
+    value = base64.b64decode(raw) if raw else b""
+    return KvEntry(str(item["Key"]), value, int(item["ModifyIndex"]), str(item.get("Session") or ""))

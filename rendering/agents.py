@@ -13,6 +13,14 @@ Files
     takes "gz+b64", config/cloudinit/config/decode.go:39-58). RancherOS replaces `$private_ipv4` and
     friends anywhere in user-data, so code containing them is refused.
 
+Fetched instead (Swarm nodes)
+    A Swarm manager's user-data with the drain, metric and rebalancing agents as files exceeds 16 KB gzip'd.
+    There the modules are ONE zip archive (`agents_archive`, reproducible) that the program stores in S3
+    (components.node_agents_archive); user-data carries node_agents/bootstrap.py (`bootstrap_files`) and
+    the archive's URL (`AgentArchive`), and `fetched_agent_service` runs `python3 bootstrap.py <module>`,
+    which downloads the archive into node_agents.bootstrap.ARCHIVE_DIR once, checks its digest and runs the
+    agent from it (zipimport).
+
 Service
     A user-Docker RancherOS service made by rendering.node_services.user_service (no `io.rancher.os.scope`:
     user Docker 19.03 pulls the OCI image index that system-docker cannot; node-images pulls it with
@@ -26,17 +34,31 @@ Service
 from __future__ import annotations
 
 import ast
+import io
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
+from node_agents.bootstrap import ARCHIVE_DIR
 from node_agents.image import AGENT_IMAGE
 from rendering.inputs import METADATA_TOKENS
 from rendering.node_services import user_service
 
 PACKAGE = "node_agents"
 AGENTS_DIR = "/opt/swarm-cluster/agents"
+BOOTSTRAP = f"{AGENTS_DIR}/bootstrap.py"
 _SOURCE = files(PACKAGE)
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class AgentArchive:
+    """Where a host fetches the agents' archive (see components.node_agents_archive)."""
+
+    url: str  # .../<sha256>.zip: node_agents.bootstrap checks the content against the name
+    region: str
 
 
 def _source(module: str) -> str:
@@ -85,17 +107,37 @@ def shipped_code(source: str) -> str:
     return ast.unparse(tree) + "\n"
 
 
+def _user_data_code(module: str) -> str:
+    code = shipped_code(_source(module))
+    for token in METADATA_TOKENS:
+        if token in code:
+            raise ValueError(f"node_agents/{module}.py contains {token!r}, which RancherOS would replace")
+    return code
+
+
 def agent_files(entry_points: Iterable[str]) -> list[dict[str, str]]:
     """`write_files` entries that put the modules `entry_points` need under AGENTS_DIR on the host."""
-    entries = []
-    for module in modules_needed(entry_points):
-        code = shipped_code(_source(module))
-        for token in METADATA_TOKENS:
-            if token in code:
-                raise ValueError(f"node_agents/{module}.py contains {token!r}, which RancherOS would replace")
-        path = f"{AGENTS_DIR}/{PACKAGE}/{module}.py"
-        entries.append({"path": path, "permissions": "0444", "owner": "root", "content": code})
-    return entries
+    return [
+        {"path": f"{AGENTS_DIR}/{PACKAGE}/{module}.py", "permissions": "0444", "owner": "root", "content": code}
+        for module in modules_needed(entry_points)
+        for code in [_user_data_code(module)]
+    ]
+
+
+def agents_archive(entry_points: Iterable[str]) -> bytes:
+    """The zip archive (stored members, fixed timestamps) of the modules `entry_points` need."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for module in modules_needed(entry_points):
+            member = zipfile.ZipInfo(f"{PACKAGE}/{module}.py", _ZIP_EPOCH)
+            member.external_attr = 0o444 << 16
+            archive.writestr(member, shipped_code(_source(module)))
+    return buffer.getvalue()
+
+
+def bootstrap_files() -> list[dict[str, str]]:
+    """The `write_files` entry that puts node_agents/bootstrap.py on the host."""
+    return [{"path": BOOTSTRAP, "permissions": "0444", "owner": "root", "content": _user_data_code("bootstrap")}]
 
 
 def agent_service(
@@ -116,5 +158,25 @@ def agent_service(
     }
     if host_network:
         options["net"] = "host"
+    services: dict[str, Any] = user_service(name, AGENT_IMAGE, **options)["rancher"]["services"]
+    return services
+
+
+def fetched_agent_service(
+    name: str,
+    module: str,
+    archive: AgentArchive,
+    environment: Mapping[str, str] | None = None,
+    *,
+    volumes: Sequence[str] = (),
+) -> dict[str, Any]:
+    """{name: the RancherOS service that runs `node_agents.<module>` from the fetched archive}."""
+    env = {"PYTHONDONTWRITEBYTECODE": "1", "AGENTS_URL": archive.url, "AWS_REGION": archive.region}
+    options: dict[str, Any] = {
+        "command": ["python3", BOOTSTRAP, module],
+        "environment": [f"{key}={value}" for key, value in {**env, **(environment or {})}.items()],
+        "volumes": [f"{AGENTS_DIR}:{AGENTS_DIR}:ro", f"{ARCHIVE_DIR}:{ARCHIVE_DIR}", *volumes],
+        "net": "host",
+    }
     services: dict[str, Any] = user_service(name, AGENT_IMAGE, **options)["rancher"]["services"]
     return services

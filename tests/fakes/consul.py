@@ -9,6 +9,9 @@
 - KV (`/v1/kv/<key>`): GET (one key, `?recurse`, `?keys` with `separator`, `?raw`), PUT (`?cas=<index>`,
   0 = only if absent), DELETE (`?recurse`). Every write bumps a global index like raft's; entries carry
   CreateIndex/ModifyIndex. `kv` is a plain dict the test can read and change.
+- Locks: `hold(key, value, session)` makes a key held by a session (entries show `Session`);
+  PUT `/v1/session/destroy/<id>` releases what that session holds (behavior "release": the key stays,
+  unlocked) and records the id in `destroyed_sessions`.
 - Status: `/v1/status/leader`, `/v1/status/peers`.
 - Snapshots: GET `/v1/snapshot` returns the KV store in Consul's archive format (snapshot/archive.go:
   a gzip'd tar of meta.json, state.bin and SHA256SUMS; state.bin holds the KV store as JSON where Consul
@@ -92,6 +95,8 @@ class FakeConsul(FakeServer):
         self.index = 10
         self._indexes: dict[str, tuple[int, int]] = {key: (self.index, self.index) for key in self.kv}
         self.autopilot: dict[str, Any] = dict(AUTOPILOT_DEFAULTS)
+        self.sessions: dict[str, str] = {}  # key -> session holding it
+        self.destroyed_sessions: list[str] = []
         self.snapshots_taken = 0
         self.restores: list[dict[str, bytes]] = []
 
@@ -99,8 +104,22 @@ class FakeConsul(FakeServer):
         with self.lock:
             self.leader = leader
 
+    def hold(self, key: str, value: bytes, session: str) -> None:
+        """`key` = `value`, held by `session` (what a `consul lock` holder or libkv's Lock leaves)."""
+        with self.lock:
+            self.kv[key] = value
+            self.sessions[key] = session
+            self._bump(key)
+
     def handle(self, request: Request) -> Reply:
         path = request.path
+        if path.startswith("/v1/session/destroy/") and request.method == "PUT":
+            session = path[len("/v1/session/destroy/") :]
+            self.destroyed_sessions.append(session)
+            for key in [k for k, held_by in self.sessions.items() if held_by == session]:
+                del self.sessions[key]
+                self._bump(key)
+            return Reply.json(True)
         if path.startswith("/v1/kv/"):
             return self._kv(request, path[len("/v1/kv/") :])
         if path == "/v1/status/leader":
@@ -128,6 +147,7 @@ class FakeConsul(FakeServer):
             "CreateIndex": created,
             "ModifyIndex": modified,
             "LockIndex": 0,
+            **({"Session": self.sessions[key]} if key in self.sessions else {}),
         }
 
     def _kv(self, request: Request, key: str) -> Reply:
@@ -148,6 +168,7 @@ class FakeConsul(FakeServer):
             for k in doomed:
                 self.kv.pop(k, None)
                 self._indexes.pop(k, None)
+                self.sessions.pop(k, None)
             self.index += 1
             return Reply.json(True)
         return Reply.text("method not allowed", 405)
