@@ -174,7 +174,7 @@ def test_normal_drain_moves_labelled_containers_before_stopping_anything(cluster
     cluster.workload(node, "cache")
     primary = SwarmPrimary(cluster, node, target=f"node-{OTHER_IP}")
     primary.start()
-    agent, witnessing = cluster.start(node), cluster.start(witness)
+    agent, witnessing = cluster.start(node, window=3000), cluster.start(witness)
     time.sleep(0.3)
     assert not cluster.aws.calls, "nothing happens while the instance is in service"
     began = time.monotonic()
@@ -187,7 +187,7 @@ def test_normal_drain_moves_labelled_containers_before_stopping_anything(cluster
     assert cluster.swarm.container("app").node == f"node-{OTHER_IP}" and cluster.swarm.container("app").running
     assert cluster.swarm.container("app").labels["com.docker.swarm.id"] == app
     assert node.stopped()[0] == "swarm-agent" and sorted(node.stopped()[1:]) == ["app", "cache"]
-    assert took < 3.0 * 0.8, "it waited for the witness's report, not for the whole window"
+    assert took < 3000 * SCALE / 2, "it waited for the witness's report, not for the whole window"
     [complete] = cluster.aws.calls_of("CompleteLifecycleAction")
     assert complete == {
         "AutoScalingGroupName": GROUP,
@@ -303,7 +303,7 @@ def test_a_lone_manager_stays_primary_and_witnesses_its_own_drain(cluster: Clust
     cluster.workload(manager, "app", RESCHEDULE)
     primary = SwarmPrimary(cluster, manager, target=f"node-{OTHER_IP}")
     primary.start()
-    agent = cluster.start(manager, window=300)
+    agent = cluster.start(manager, window=3000)
     began = time.monotonic()
     manager.imds.set_lifecycle_state("Terminated")
     wait_for(completed(cluster.aws))
@@ -313,7 +313,7 @@ def test_a_lone_manager_stays_primary_and_witnesses_its_own_drain(cluster: Clust
     assert "swarm-manager" not in manager.stopped(), "it keeps managing until the instance is gone"
     assert cluster.consul.destroyed_sessions == []
     assert cluster.swarm.container("app").node == f"node-{OTHER_IP}"
-    assert took < 300 * SCALE * 0.8, "its own witness reported the copy"
+    assert took < 3000 * SCALE / 2, "its own witness reported the copy"
     assert "all 1 rescheduled containers run elsewhere" in output
 
 

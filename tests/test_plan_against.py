@@ -13,7 +13,7 @@ import yaml
 
 from offline.compare import CompareError, compare, render
 from offline.refresh_time import BOOT_SECONDS
-from offline.stack_files import SECRET_PLACEHOLDER
+from offline.stack_files import SECRET_PLACEHOLDER, stack_config_map
 from tests.conftest import recorded
 from tests.plan_runs import project_copy
 
@@ -94,8 +94,12 @@ def test_a_new_bucket_name_is_loud_in_production(project: Path) -> None:
     assert actions[("aws:s3/bucketVersioning:BucketVersioning", "production-cluster-registry-bucket-versioning")] == (
         "replace"
     )
-    # The Consul servers' snapshot agent names the bucket too.
-    assert sorted(r["group"] for r in report["rollout"]) == ["production-cluster-consul", "production-cluster-registry"]
+    # The Consul servers' snapshot agent names the bucket, and Swarm nodes fetch their agents from it by URL.
+    swarm_groups = [
+        f"production-{g['name']}" for g in json.loads(stack_config_map("production")[0]["swarm-cluster:nodeGroups"])
+    ]
+    rolled = ["production-cluster-consul", "production-cluster-registry", *swarm_groups]
+    assert sorted(r["group"] for r in report["rollout"]) == sorted(rolled)
     warnings = "\n".join(report["warnings"])
     assert "REGISTRY BUCKET REPLACED: production-cluster-registry-bucket" in warnings
     assert "PROTECTED RESOURCE REPLACED: production-cluster-registry-bucket" in warnings
