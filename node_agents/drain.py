@@ -6,12 +6,13 @@ components/node_drain.py) and instance metadata's `autoscaling/target-lifecycle-
 `Terminated`. Then, once (each finished step is recorded in a state file on the host, so a restarted
 agent resumes at the step it was in and never repeats one):
 
+0. signal: `swarm-cluster/draining/<instance id>` in Consul pauses the rebalancer (node_agents.drain_signal).
 1. handover (managers with replicas): stop the local `swarm manage` and, if it held the Consul leader
    lock `docker/swarm/leader`, destroy that lock's session so a replica takes it at once instead of
    after the lock TTL (20 s); wait for the new primary. A lone manager has nobody to hand over to: it
    stays primary through its own drain, so its watchdog moves its containers, and stops with the node.
-2. announce: wait for a Swarm primary (the leader lock held), then record under `swarm-cluster/draining/`
-   which containers should move; log by name those that will not (no reschedule policy).
+2. announce: wait for a Swarm primary (the leader lock held), then record under EXPECTED_PREFIX which
+   containers should move; log by name those that will not (no reschedule policy).
 3. leave: stop the node's `swarm join` (it would re-register within its 60 s heartbeat) and delete its
    discovery key `docker/nodes/<ip>:2375` (otherwise it lives until its session TTL, up to 180 s).
    Every manager watches that prefix with a blocking query, so the primary drops the engine at once,
@@ -47,6 +48,7 @@ from typing import Any
 from node_agents.aws import Aws, AwsError
 from node_agents.consul import Consul
 from node_agents.docker import Docker, split_swarm_name, swarm_list_label
+from node_agents.drain_signal import DRAINING_PREFIX, draining_value
 from node_agents.http import HttpError
 from node_agents.imds import Imds, ImdsError
 from node_agents.runtime import Clock, StateFile, log
@@ -60,14 +62,14 @@ HANDOVER_SECONDS = 60.0  # a replica takes a released lock within a second; long
 DEFAULT_STOP_TIMEOUT = 10  # Docker's own default for `docker stop`
 DISCOVERY_PREFIX = "docker/nodes/"  # swarm join's key: <prefix><ip>:2375, value <ip>:2375
 LEADER_KEY = "docker/swarm/leader"  # swarm manage --replication's lock; value: the primary's ip:4000
-DRAINING_PREFIX = "swarm-cluster/draining/"
-RESCHEDULED_PREFIX = "swarm-cluster/rescheduled/"
-# An announcement whose node vanished without finishing is dropped this long after its window.
-STALE_AFTER_SECONDS = 3600.0
+EXPECTED_PREFIX = "swarm-cluster/reschedule-expected/"  # <ip>: what the draining node expects to move
+RESCHEDULED_PREFIX = "swarm-cluster/rescheduled/"  # <ip>: what the witness saw running elsewhere
+# After its window a drain still stops containers and completes; past this, its Consul entries are stale.
+FINISH_ALLOWANCE_SECONDS = 120.0
 SWARM_ID = "com.docker.swarm.id"
 RESCHEDULE = "on-node-failure"
 STATE_DIR = "/var/lib/swarm-cluster/drain"  # on the host: a restarted container resumes from it
-STEPS = ("handover", "announce", "leave", "wait", "stop", "complete")
+STEPS = ("signal", "handover", "announce", "leave", "wait", "stop", "complete")
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ class Settings:
 
 
 def steps_for(hands_over: bool) -> tuple[str, ...]:
-    return STEPS if hands_over else STEPS[1:]
+    return STEPS if hands_over else tuple(step for step in STEPS if step != "handover")
 
 
 def next_step(state: dict[str, Any], hands_over: bool) -> str | None:
@@ -199,6 +201,7 @@ class Drain:
 
     def drain(self) -> None:
         actions: dict[str, Callable[[], None]] = {
+            "signal": self.signal,
             "handover": self.handover,
             "announce": self.announce,
             "leave": self.leave,
@@ -247,6 +250,15 @@ class Drain:
                 return False
             self.clock.sleep(POLL_SECONDS)
 
+    def deadline(self) -> float:
+        """Unix time after which this drain's Consul entries are stale (the node died mid-drain)."""
+        started = float(self.state.load()["started"])
+        return started + (self.settings.window + FINISH_ALLOWANCE_SECONDS) * self.clock.scale
+
+    def signal(self) -> None:
+        """Tell the rebalancer (node_agents.drain_signal) to move nothing until this drain is over."""
+        self.consul.kv_put(DRAINING_PREFIX + self.instance, draining_value(self.deadline()).encode())
+
     def _leader(self) -> tuple[str, str]:
         """(address, session) of the Swarm leader lock; ("", "") when nobody holds it."""
         entry = self.consul.kv_get(LEADER_KEY)
@@ -278,13 +290,8 @@ class Drain:
             log(AGENT, f"{name}: no reschedule:on-node-failure policy; it stops with this node and is not recreated")
         for name in sorted(moving.values()):
             log(AGENT, f"{name}: Swarm will reschedule it")
-        started = float(self.state.load()["started"])
-        announcement = {
-            "instance": self.instance,
-            "expected": moving,
-            "expires": started + (self.settings.window + STALE_AFTER_SECONDS) * self.clock.scale,
-        }
-        self.consul.kv_put(DRAINING_PREFIX + self.ip, json.dumps(announcement, sort_keys=True).encode())
+        announcement = {"expected": moving, "expires": self.deadline()}
+        self.consul.kv_put(EXPECTED_PREFIX + self.ip, json.dumps(announcement, sort_keys=True).encode())
         self.state.update(expected=moving)
 
     def leave(self) -> None:
@@ -326,11 +333,11 @@ class Drain:
             log(AGENT, "lifecycle action completed: the instance terminates now")
         except (AwsError, HttpError) as error:
             log(AGENT, f"could not complete the lifecycle action ({error}); the hook's timeout will")
-        for prefix in (DRAINING_PREFIX, RESCHEDULED_PREFIX):
+        for key in (EXPECTED_PREFIX + self.ip, RESCHEDULED_PREFIX + self.ip, DRAINING_PREFIX + self.instance):
             try:
-                self.consul.kv_delete(prefix + self.ip)
+                self.consul.kv_delete(key)
             except HttpError as error:
-                log(AGENT, f"could not remove {prefix}{self.ip}: {error}")
+                log(AGENT, f"could not remove {key}: {error}")
 
 
 # -- the witness (managers) -------------------------------------------------------------------------
@@ -342,13 +349,13 @@ def witness_tick(swarm: Docker, consul: Consul, clock: Clock) -> None:
         info = swarm.swarm_info()
         if info.role != "primary":
             return
-        announcements = consul.kv_list(DRAINING_PREFIX)
+        announcements = consul.kv_list(EXPECTED_PREFIX)
         if not announcements:
             return
         cluster = swarm.containers(all=True)
         addresses = {node.name: node.addr for node in info.nodes}
         for entry in announcements:
-            ip = entry.key[len(DRAINING_PREFIX) :]
+            ip = entry.key[len(EXPECTED_PREFIX) :]
             announcement = json.loads(entry.value)
             if clock.now() > float(announcement["expires"]):
                 consul.kv_delete(entry.key)

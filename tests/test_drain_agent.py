@@ -21,12 +21,13 @@ from node_agents.consul import Consul
 from node_agents.docker import Docker
 from node_agents.drain import (
     DISCOVERY_PREFIX,
-    DRAINING_PREFIX,
+    EXPECTED_PREFIX,
     LEADER_KEY,
     RESCHEDULED_PREFIX,
     plan_moves,
     witness_tick,
 )
+from node_agents.drain_signal import DRAINING_PREFIX
 from node_agents.runtime import Clock, StateFile
 from tests.fakes.agent_process import AgentProcess, agent_env
 from tests.fakes.aws import FakeAws
@@ -198,7 +199,12 @@ def test_normal_drain_moves_labelled_containers_before_stopping_anything(cluster
     assert cluster.aws.calls_of("RecordLifecycleActionHeartbeat")[0]["InstanceId"] == node.instance
     assert "cache: no reschedule:on-node-failure policy" in output
     assert "app: Swarm will reschedule it" in output
-    assert not any(k.startswith((DRAINING_PREFIX, RESCHEDULED_PREFIX)) for k in cluster.consul.kv)
+    assert not any(k.startswith((DRAINING_PREFIX, EXPECTED_PREFIX, RESCHEDULED_PREFIX)) for k in cluster.consul.kv)
+    [signal] = [
+        r for r in cluster.consul.requests if r.method == "PUT" and r.path.startswith(f"/v1/kv/{DRAINING_PREFIX}")
+    ]
+    assert signal.path == f"/v1/kv/{DRAINING_PREFIX}{node.instance}", "the rebalancer paused during the drain"
+    assert float(signal.body) > time.time()
     assert ENGINE_KEY not in cluster.consul.kv
     assert witnessing.returncode is None, "the witness keeps running"
 
@@ -225,7 +231,7 @@ def test_a_restarted_agent_resumes_and_repeats_no_step(cluster: Cluster) -> None
     assert node.stopped().count("app") == 1
     deletes = [r for r in cluster.consul.requests if r.method == "DELETE" and r.path == f"/v1/kv/{ENGINE_KEY}"]
     announcements = [
-        r for r in cluster.consul.requests if r.method == "PUT" and r.path == f"/v1/kv/{DRAINING_PREFIX}{IP}"
+        r for r in cluster.consul.requests if r.method == "PUT" and r.path == f"/v1/kv/{EXPECTED_PREFIX}{IP}"
     ]
     assert len(deletes) == 1 and len(announcements) == 1
     assert len(cluster.aws.calls_of("CompleteLifecycleAction")) == 1
@@ -340,21 +346,21 @@ def test_the_witness_reports_copies_elsewhere_and_drops_stale_announcements(clus
     moved = cluster.workload(node, "api", RESCHEDULE)
     cluster.swarm.container("api").node = f"node-{OTHER_IP}"  # already re-created elsewhere
     now = time.time()
-    announce = {"instance": node.instance, "expected": {app: "app", moved: "api"}, "expires": now + 60}
-    cluster.consul.kv[DRAINING_PREFIX + IP] = json.dumps(announce).encode()
-    stale = {"instance": "i-0gone", "expected": {}, "expires": now - 1}
-    cluster.consul.kv[DRAINING_PREFIX + "10.30.9.9"] = json.dumps(stale).encode()
+    announce = {"expected": {app: "app", moved: "api"}, "expires": now + 60}
+    cluster.consul.kv[EXPECTED_PREFIX + IP] = json.dumps(announce).encode()
+    stale = {"expected": {}, "expires": now - 1}
+    cluster.consul.kv[EXPECTED_PREFIX + "10.30.9.9"] = json.dumps(stale).encode()
     cluster.consul.kv[RESCHEDULED_PREFIX + "10.30.9.9"] = b"[]"
 
     witness_tick(Docker(cluster.swarm.docker_host), Consul(cluster.consul.url), Clock())
 
     assert json.loads(cluster.consul.kv[RESCHEDULED_PREFIX + IP]) == [moved]
-    assert DRAINING_PREFIX + "10.30.9.9" not in cluster.consul.kv
+    assert EXPECTED_PREFIX + "10.30.9.9" not in cluster.consul.kv
     assert RESCHEDULED_PREFIX + "10.30.9.9" not in cluster.consul.kv
 
 
 def test_a_replica_manager_does_not_witness(cluster: Cluster) -> None:
     cluster.swarm.role, cluster.swarm.primary = "replica", f"{MANAGER_IP}:4000"
-    cluster.consul.kv[DRAINING_PREFIX + IP] = json.dumps({"expected": {}, "expires": time.time() + 60}).encode()
+    cluster.consul.kv[EXPECTED_PREFIX + IP] = json.dumps({"expected": {}, "expires": time.time() + 60}).encode()
     witness_tick(Docker(cluster.swarm.docker_host), Consul(cluster.consul.url), Clock())
     assert RESCHEDULED_PREFIX + IP not in cluster.consul.kv

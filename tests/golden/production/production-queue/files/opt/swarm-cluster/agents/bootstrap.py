@@ -1,1 +1,73 @@
-H4sIAAAAAAACA41XbW/bNhD+7l/BFQgob7bU9A2bCw8IUqcJtqRF7K7oXENgJNpmI5EaScVxNf33HV8kywoKzB9skTre3XP33B29liJHcbwudSlpHCOWF0JqRDgXmmgmuBr4rZRoqllOm/WWqG3G7tplTpLm+ZsSvHkWrQJZ8mLfLNS+3S9lBnrCgkhFe3uS/lNSpQdnt+eXV3/N4ndXt2iKcPRAZATvI7UjMh8nWak0lRHZUK4VHlxdv5uDmFAh5Q9MCh5uqA6w2Y5nN+8+fri6WeARwluti0kUnb75LXzx+lXof/EQ/QImMoCrdJRTTcYAnUR4MLv+uPgSzy/PXrx+A/p9AEK1JbAR3GE8DLf0MWUbOBgMB4OUrlFsTAOaCVJajtCWkpRKNUEpS/TSbsHXCv2LbgSnU/M1ROPf0d0erE8GCD47pre9eISwFAXlQW/71v2a7dbU1P8iIVFVD0fI5FCUevry+RARBZlWOyqdKfO5E+l+4uwDRvcWDJAUEDUykgJbuBX1KBNJUwg+I5kKLIBjfE69FBkFnTYkNkcQZ0bySNGklEzvxx0tEQQzpYlIaTAMVZExiOjy+crqSUVS5iD3JIpTy7wwEyRVwf80A2+NX0OHziNrLHh093QfwGl46dOYkr1/knQDRWIX/cTBKfBojc8+z19V7niNgZIOlBVZQ1KA9xoxjgJQ2ugDcqqXhqJkp17FPr14eMiS021qLuR0F8ByZBW16kc9ekI0G152cMI5B1GxDadp7LnSIWwH3wh1AteP/QhxsZu0TSJsHn5IBqVJXgAGOBbC7toIB/jky0l+ki5OLk+uT+Z/Y+esAWbI2G0UpgQcLeDBiTVEn6IKbwXEa+JOQoR0JhKI5uOY5N/HieAaUIxdYECqW9etlAGAJ87NdrOlkBb3lMPrTkSWeGE3V7X1hpPcVhB+i8NvgvFAQV+jaeC99HxLCBecJSQzkl+5F13i9zPToZz7BdFb8ADWPwdrXN3Xk8orWd6vamxJdG8Y1LfgDllHRkcgV864SqCJWIpWFuZy8uuqjiqX8jpSL6Mj+rnasyx62v1aIC0Dj5uhOatFbHjWFsX48vrsfOxc+sqdD7V5MH6ZB3e6dpbNUWKmVJf4tjSPkjC3hXaWJFSpP+ger0aoBdfQ2XRB58uP66VLqSUmpd4Kyb7bkYhNp1k/60NA560f0+rIp9abqxSbCDuAIzS3VXfpG3VlM+W3LdJp1YLuBrN+5lJBs4ODlvCrbm37V76FFZIq8CcwZPLV7IB2WpcQmatNLfeHVmPnj502nojyDrvJIZMte6AHya7xY3Z4UT9HjpiBplPvidVDHxNaaHTBMnoj9IUoeTqTUnQGlLdwAZGlDtya6mTbRXZoXx2MT3u1mbZOL+tFqDk47Jt1pS12QIAnrS6E/aBdfFqcOw6ZKdlMPTuYn/baQ9s/HqS2qfpOAS72Lxyg+DiUPzWh7LhNmKJovocLUj57hHa5xpBnDSEgxQRVYLyGaQedCu57YOABZC/PxobNlVNVvwXn1qVifANFYy5xiGnfmEEn3NaIdHOuMpGrwwruXYC1YJBpX7oHCrUngEc7zyO4jBz8hUW4gxZLHTy7DwolLTKS0O55Y81fsnICTbOXUkB2dAeEKnw/u1nM40+3f/pCMfXmxkoo3SzBETTM0+HydOUHD/htlZgn15v7t0qvtXNDBRWd1dB1YD/vW6ZakrpXAC4XD1SV6zV7DHD4nRUYTh25/nke387eX324wb535yIt7W0KLtIhkZuHsBBFcOob+957zLiiUgfPm2hZRphreAjfsdMBjODQAmN3ew4rt1sDCiNjHJziODYhjmPYJBlctWOwMF3IEmCZ0rFS8OcBSvkg6tLgUjP4D0ZBmtJnDAAA
+from __future__ import annotations
+import datetime
+import hashlib
+import hmac
+import json
+import os
+import runpy
+import sys
+import urllib.parse
+import urllib.request
+ARCHIVE_DIR = '/var/lib/swarm-cluster/agents'
+IMDS = os.environ.get('IMDS_ENDPOINT', 'http://169.254.169.254') + '/latest/meta-data/'
+EMPTY_SHA256 = hashlib.sha256(b'').hexdigest()
+
+def _get(url: str, headers: dict[str, str] | None=None) -> bytes:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=30) as answer:
+        body: bytes = answer.read()
+        return body
+
+def _credentials() -> dict[str, str]:
+    role = _get(IMDS + 'iam/security-credentials/').decode().split()[0]
+    document: dict[str, str] = json.loads(_get(IMDS + 'iam/security-credentials/' + role))
+    return document
+
+def _key(secret: str, day: str, region: str) -> bytes:
+    key = f'AWS4{secret}'.encode()
+    for part in (day, region, 's3', 'aws4_request'):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
+
+def signed_headers(url: str, region: str, credentials: dict[str, str], now: datetime.datetime) -> dict[str, str]:
+    stamp = now.strftime('%Y%m%dT%H%M%SZ')
+    parts = urllib.parse.urlsplit(url)
+    headers = {'host': parts.netloc, 'x-amz-content-sha256': EMPTY_SHA256, 'x-amz-date': stamp, 'x-amz-security-token': credentials['Token']}
+    names = ';'.join(sorted(headers))
+    canonical = '\n'.join(['GET', parts.path, '', *(f'{k}:{headers[k]}' for k in sorted(headers)), '', names, EMPTY_SHA256])
+    scope = f'{stamp[:8]}/{region}/s3/aws4_request'
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    to_sign = f'AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{digest}'
+    signature = hmac.new(_key(credentials['SecretAccessKey'], stamp[:8], region), to_sign.encode(), hashlib.sha256)
+    headers['authorization'] = f"AWS4-HMAC-SHA256 Credential={credentials['AccessKeyId']}/{scope}, SignedHeaders={names}, Signature={signature.hexdigest()}"
+    del headers['host']
+    return headers
+
+def _present(path: str, sha256: str) -> bool:
+    try:
+        with open(path, 'rb') as archive:
+            return hashlib.sha256(archive.read()).hexdigest() == sha256
+    except FileNotFoundError:
+        return False
+
+def fetch(path: str, url: str, sha256: str, region: str) -> None:
+    if _present(path, sha256):
+        return
+    now = datetime.datetime.now(datetime.UTC)
+    body = _get(url, signed_headers(url, region, _credentials(), now))
+    if hashlib.sha256(body).hexdigest() != sha256:
+        raise SystemExit(f'bootstrap: {url} does not have SHA-256 {sha256}; refusing to run it')
+    temporary = f'{path}.{os.getpid()}'
+    with open(temporary, 'wb') as out:
+        out.write(body)
+    os.replace(temporary, path)
+
+def main() -> None:
+    url = os.environ['AGENTS_URL']
+    name = url.rsplit('/', 1)[1]
+    path = os.path.join(os.environ.get('AGENTS_ARCHIVE_DIR', ARCHIVE_DIR), name)
+    fetch(path, url, name.removesuffix('.zip'), os.environ['AWS_REGION'])
+    module = sys.argv.pop(1)
+    sys.path.insert(0, path)
+    runpy.run_module(f'node_agents.{module}', run_name='__main__', alter_sys=True)
+if __name__ == '__main__':
+    main()
