@@ -326,6 +326,12 @@ class Drain:
                     log(AGENT, f"stop failed: {error}")
 
     def complete(self) -> None:
+        # Consul first: once the action completes, the instance may be gone before anything else runs.
+        for key in (EXPECTED_PREFIX + self.ip, RESCHEDULED_PREFIX + self.ip, DRAINING_PREFIX + self.instance):
+            try:
+                self.consul.kv_delete(key)
+            except HttpError as error:
+                log(AGENT, f"could not remove {key}: {error}")
         try:
             self.aws.call(
                 "autoscaling", "CompleteLifecycleAction", {**self._action(), "LifecycleActionResult": "CONTINUE"}
@@ -333,11 +339,6 @@ class Drain:
             log(AGENT, "lifecycle action completed: the instance terminates now")
         except (AwsError, HttpError) as error:
             log(AGENT, f"could not complete the lifecycle action ({error}); the hook's timeout will")
-        for key in (EXPECTED_PREFIX + self.ip, RESCHEDULED_PREFIX + self.ip, DRAINING_PREFIX + self.instance):
-            try:
-                self.consul.kv_delete(key)
-            except HttpError as error:
-                log(AGENT, f"could not remove {key}: {error}")
 
 
 # -- the witness (managers) -------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from components.rancheros_fleet import WARMUP_SECONDS
+from node_agents.image import AGENT_IMAGE
 from rendering.node_services import (
     DOCKER_WAIT_SECONDS,
     HEALTH_DEADLINE_SECONDS,
@@ -63,6 +64,9 @@ def box(tmp_path: Path) -> Sandbox:
     sandbox = Sandbox(tmp_path)
     sandbox.stub("docker", DOCKER)
     (tmp_path / "containers").mkdir()
+    # Every Swarm node also runs the drain agent; these tests are about the Swarm services beside it.
+    (tmp_path / "images").write_text(f"{AGENT_IMAGE}\n")
+    (tmp_path / "containers" / "drain").write_text("true 0\n")
     return sandbox
 
 
@@ -92,7 +96,7 @@ def test_pulls_give_up_after_the_bounded_attempts_and_say_so(box: Sandbox) -> No
 
 
 def test_present_images_are_not_pulled_again(box: Sandbox) -> None:
-    (box.root / "images").write_text("swarm:1.2.9\n")
+    (box.root / "images").write_text(f"swarm:1.2.9\n{AGENT_IMAGE}\n")
     result = box.run(_scripts(manager=True)["node-images"])
     assert result.returncode == 0, result.stderr
     assert not [c for c in box.calls("docker") if c.startswith("pull ")]
