@@ -12,23 +12,23 @@ ARCHIVE_DIR = '/var/lib/swarm-cluster/agents'
 IMDS = os.environ.get('IMDS_ENDPOINT', 'http://169.254.169.254') + '/latest/meta-data/'
 EMPTY_SHA256 = hashlib.sha256(b'').hexdigest()
 
-def _get(url: str, headers: dict[str, str] | None=None) -> bytes:
+def _get(url, headers=None):
     with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=30) as answer:
         body: bytes = answer.read()
         return body
 
-def _credentials() -> dict[str, str]:
+def _credentials():
     role = _get(IMDS + 'iam/security-credentials/').decode().split()[0]
     document: dict[str, str] = json.loads(_get(IMDS + 'iam/security-credentials/' + role))
     return document
 
-def _key(secret: str, day: str, region: str) -> bytes:
+def _key(secret, day, region):
     key = f'AWS4{secret}'.encode()
     for part in (day, region, 's3', 'aws4_request'):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
     return key
 
-def signed_headers(url: str, region: str, credentials: dict[str, str], now: datetime.datetime) -> dict[str, str]:
+def signed_headers(url, region, credentials, now):
     stamp = now.strftime('%Y%m%dT%H%M%SZ')
     parts = urllib.parse.urlsplit(url)
     headers = {'host': parts.netloc, 'x-amz-content-sha256': EMPTY_SHA256, 'x-amz-date': stamp, 'x-amz-security-token': credentials['Token']}
@@ -42,14 +42,14 @@ def signed_headers(url: str, region: str, credentials: dict[str, str], now: date
     del headers['host']
     return headers
 
-def _present(path: str, sha256: str) -> bool:
+def _present(path, sha256):
     try:
         with open(path, 'rb') as archive:
             return hashlib.sha256(archive.read()).hexdigest() == sha256
     except FileNotFoundError:
         return False
 
-def fetch(path: str, url: str, sha256: str, region: str) -> None:
+def fetch(path, url, sha256, region):
     if _present(path, sha256):
         return
     now = datetime.datetime.now(datetime.UTC)
@@ -61,7 +61,7 @@ def fetch(path: str, url: str, sha256: str, region: str) -> None:
         out.write(body)
     os.replace(temporary, path)
 
-def main() -> None:
+def main():
     url = os.environ['AGENTS_URL']
     name = url.rsplit('/', 1)[1]
     path = os.path.join(os.environ.get('AGENTS_ARCHIVE_DIR', ARCHIVE_DIR), name)

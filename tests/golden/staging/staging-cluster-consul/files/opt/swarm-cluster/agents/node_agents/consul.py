@@ -14,6 +14,7 @@ class KvEntry:
     key: str
     value: bytes
     modify_index: int
+    session: str = ''
 
 def _address(address):
     value = address or os.environ.get('CONSUL_HTTP_ADDR') or DEFAULT_ADDRESS
@@ -59,6 +60,9 @@ class Consul:
         query = {'recurse': ''} if recurse else None
         self._http.request('DELETE', self._kv_path(key), query=query)
 
+    def session_destroy(self, session):
+        self._http.request('PUT', f"/v1/session/destroy/{urllib.parse.quote(session, safe='')}")
+
     def leader(self):
         return str(self._http.get_json('/v1/status/leader')) or None
 
@@ -79,4 +83,5 @@ class Consul:
 
 def _entry(item):
     raw = item.get('Value')
-    return KvEntry(str(item['Key']), base64.b64decode(raw) if raw else b'', int(item['ModifyIndex']))
+    value = base64.b64decode(raw) if raw else b''
+    return KvEntry(str(item['Key']), value, int(item['ModifyIndex']), str(item.get('Session') or ''))
