@@ -6,7 +6,13 @@ import pulumi_aws as aws
 from components import stack_settings
 from components.cluster_services import ClusterServices, ClusterServicesArgs, HostImage
 from components.node_agents_archive import NodeAgentsArchive, NodeAgentsArchiveArgs
-from components.swarm_node_group import SwarmClusterContext, SwarmNodeGroup, SwarmNodeGroupArgs, TagVariable
+from components.swarm_node_group import (
+    SwarmClusterContext,
+    SwarmNodeGroup,
+    SwarmNodeGroupArgs,
+    TagVariable,
+    primary_agent_spec,
+)
 from rendering.swarm_node import AGENT_MODULES
 
 config = stack_settings.load()
@@ -60,6 +66,7 @@ cluster = SwarmClusterContext(
     account_id=caller.account_id,
     partition=partition,
     agents=agents,
+    primary_agent=primary_agent_spec(environment, config.nodeGroups, config.swarm.rebalancer),
     vpc_id=config.network.vpcId,
     subnet_ids=subnet_ids,
     node_security_group_id=services.node_security_group_id,

@@ -21,8 +21,9 @@ from components.security_rules import SSH_PORT, allow
 from components.user_data import rendered
 from node_agents import capacity
 from rendering.drain_agent import DrainSpec
+from rendering.primary_agent import MeasuredGroup, PrimaryAgentSpec
 from rendering.swarm_node import SwarmNodeSpec, render_swarm_node
-from stack_config.models import NodeGroup
+from stack_config.models import NodeGroup, Rebalancer
 
 DOCKER_API_PORT = 2375
 SWARM_MANAGER_PORT = 4000
@@ -44,6 +45,7 @@ class SwarmClusterContext:
     account_id: pulumi.Input[str]
     partition: pulumi.Input[str]
     agents: NodeAgentsArchive
+    primary_agent: PrimaryAgentSpec  # what the managers' primary-agent measures and rebalances
     vpc_id: str
     subnet_ids: Sequence[str]
     node_security_group_id: pulumi.Input[str]
@@ -292,7 +294,18 @@ def _user_data(group: NodeGroup, cluster: SwarmClusterContext, name: str) -> pul
             drain=DrainSpec(name, hook_name(name), group.drainWindowSeconds),
             managers=group.desiredCapacity if group.swarmManager else 0,
             agents=agents,
+            primary_agent=cluster.primary_agent if group.swarmManager else None,
         )
         return rendered(f"node group {group.name}", lambda: render_swarm_node(spec))
 
     return pulumi.Output.all(cluster.consul_endpoint, cluster.registry_endpoint, cluster.agents.archive).apply(render)
+
+
+def primary_agent_spec(environment: str, groups: Sequence[NodeGroup], rebalancer: Rebalancer) -> PrimaryAgentSpec:
+    """The managers' primary-agent measures every autoscaled group and rebalances the roles that opted in."""
+    return PrimaryAgentSpec(
+        environment=environment,
+        groups=[MeasuredGroup(g.name, g.role, g.reservation_target_percent) for g in groups if g.autoscaled],
+        rebalance_roles=[g.role for g in groups if g.rebalance],
+        rebalancer=rebalancer.model_dump(),
+    )

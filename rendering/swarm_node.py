@@ -31,6 +31,7 @@ from rendering.agents import AgentArchive, bootstrap_files
 from rendering.drain_agent import DrainSpec, drain_service
 from rendering.inputs import require_endpoint, require_image, require_text
 from rendering.node_services import host_user_data, user_service
+from rendering.primary_agent import PrimaryAgentSpec, primary_agent_service
 from rendering.rancheros_host import RESERVED_VARIABLE_PREFIX, RESERVED_VARIABLES, host_document
 from rendering.yaml_text import merge
 
@@ -60,6 +61,7 @@ class SwarmNodeSpec:
     drain: DrainSpec
     managers: int  # size of a manager group (fixed); 0 on workers
     agents: AgentArchive  # where the node fetches its agents' code
+    primary_agent: PrimaryAgentSpec | None = None  # managers only: capacity metric and rebalancing
 
 
 def render_swarm_node(spec: SwarmNodeSpec) -> str:
@@ -135,11 +137,14 @@ def swarm_services(spec: SwarmNodeSpec, consul: str, what: str) -> dict[str, Any
 
 
 # The node_agents modules Swarm nodes run (components.node_agents_archive stores them with their imports).
-AGENT_MODULES = ("drain",)
+AGENT_MODULES = ("drain", "primary")
 
 
 def node_agents(spec: SwarmNodeSpec, consul: str) -> dict[str, Any]:
     """The agents every Swarm node runs (node_agents/), and the one archive of their modules."""
     manager = SWARM_MANAGER if spec.swarm_manager else None
     drain = drain_service(spec.drain, spec.agents, consul, SWARM_AGENT, manager, spec.managers, MANAGER_PORT)
-    return merge({"write_files": bootstrap_files()}, drain)
+    agents = merge({"write_files": bootstrap_files()}, drain)
+    if spec.primary_agent is not None:
+        agents = merge(agents, primary_agent_service(spec.primary_agent, spec.agents, consul, MANAGER_PORT))
+    return agents

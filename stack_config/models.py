@@ -119,8 +119,40 @@ class RancherOS(Strict):
     )
 
 
+class Rebalancer(Strict):
+    """How the primary manager moves opted-in containers onto emptier nodes of a role (node_agents/primary.py)."""
+
+    intervalSeconds: Annotated[int, Field(ge=30, le=3600)] = Field(
+        60, description="Seconds between two rebalancing rounds."
+    )
+    gapThreshold: Annotated[int, Field(ge=1, le=100)] = Field(
+        1, description="Act when a role's fullest and emptiest nodes differ by more than this many containers."
+    )
+    maxMovesPerInterval: Annotated[int, Field(ge=1, le=20)] = Field(
+        1, description="Containers moved per round at most, one after the other."
+    )
+    minContainerAgeSeconds: Annotated[int, Field(ge=0, le=86400)] = Field(
+        600, description="Containers running for less than this stay where they are (a moved one too)."
+    )
+    minNodeAgeSeconds: Annotated[int, Field(ge=0, le=86400)] = Field(
+        300, description="Nodes the primary has seen healthy for less than this neither give nor take containers."
+    )
+    healthTimeoutSeconds: Annotated[int, Field(ge=10, le=1800)] = Field(
+        120,
+        description=(
+            "How long a moved copy may take to run (or turn healthy) before it is removed and the original kept."
+        ),
+    )
+
+
 class Swarm(Strict):
     image: ImageRef = Field("swarm:1.2.9", description="Classic Swarm image every node runs.")
+    rebalancer: Rebalancer = Field(
+        default_factory=Rebalancer,
+        description=(
+            'Tuning of rebalancing, for the roles whose groups set `rebalance` (see "Rebalancing after scale-out").'
+        ),
+    )
 
 
 class ConsulSnapshots(Strict):
@@ -257,6 +289,14 @@ class NodeGroup(Strict):
         300,
         description="Longest a terminating node waits for Swarm to restart its rescheduled containers elsewhere "
         'before it stops them; part of every scale-in and instance refresh (see "Draining nodes").',
+    )
+    rebalance: bool = Field(
+        False,
+        description=(
+            "Move containers labelled `swarm-cluster.rebalance=true` from this role's fullest nodes onto its "
+            'emptiest, e.g. after a scale-out (see "Rebalancing after scale-out"). Per role: on when any group '
+            "of the role sets it."
+        ),
     )
 
     @property
