@@ -123,7 +123,7 @@ def test_preview_job(pr: dict[str, Any]) -> None:
     assert job["strategy"]["fail-fast"] is False
     assert job["permissions"] == {"contents": "read", "pull-requests": "write", "id-token": "write"}
     assert "github.repository" in job["if"]  # no preview (and no secrets) for forks
-    assert job["env"]["PULUMI_ACCESS_TOKEN"] == "${{ secrets.PULUMI_ACCESS_TOKEN }}"
+    assert "env" not in job, "job-wide secrets would reach the pull request's code in every step"
     [credentials] = using(job, "aws-actions/configure-aws-credentials")
     assert credentials["with"]["role-to-assume"] == "${{ secrets.AWS_PREVIEW_ROLE_ARN }}"
     [install, preview] = using(job, "pulumi/actions")
@@ -137,7 +137,10 @@ def test_preview_job(pr: dict[str, Any]) -> None:
     assert checkout["with"]["fetch-depth"] == 0, "the base branch is needed for the offline comparison"
     [report] = [s for s in steps(job) if "--against" in str(s.get("run", ""))]
     assert 'python3 dev.py plan "$STACK" --against "origin/$BASE_REF"' in report["run"]
-    assert report["env"]["STACK"] == "${{ matrix.stack }}" and report["env"]["BASE_REF"] == "${{ github.base_ref }}"
+    assert report["env"] == {"STACK": "${{ matrix.stack }}", "BASE_REF": "${{ github.base_ref }}"}  # no token
+    [post] = [s for s in steps(job) if "gh api" in str(s.get("run", ""))]
+    assert post["env"]["GH_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}" and post["continue-on-error"] is True
+    assert preview["env"] == {"PULUMI_ACCESS_TOKEN": "${{ secrets.PULUMI_ACCESS_TOKEN }}"}
     order = steps(job)
     assert order.index(install) < order.index(credentials) < order.index(preview)
     assert any(s.get("working-directory") == "policies" and s.get("run") == "pulumi install" for s in order)
