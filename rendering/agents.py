@@ -34,6 +34,7 @@ Service
 from __future__ import annotations
 
 import ast
+import functools
 import io
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -61,11 +62,13 @@ class AgentArchive:
     region: str
 
 
+@functools.cache  # every group renders the same modules: read and parse each file once per run
 def _source(module: str) -> str:
     return (_SOURCE / f"{module}.py").read_text(encoding="utf-8")
 
 
-def _imports(module: str) -> set[str]:
+@functools.cache
+def _imports(module: str) -> frozenset[str]:
     """node_agents modules `module` imports directly."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(_source(module))):
@@ -73,7 +76,7 @@ def _imports(module: str) -> set[str]:
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         found.update(name.split(".")[1] for name in names if name.startswith(f"{PACKAGE}."))
-    return found
+    return frozenset(found)
 
 
 def modules_needed(entry_points: Iterable[str]) -> list[str]:
@@ -88,6 +91,7 @@ def modules_needed(entry_points: Iterable[str]) -> list[str]:
     return sorted(needed)
 
 
+@functools.cache
 def shipped_code(source: str) -> str:
     """`source` without docstrings, comments and function annotations: what a host gets."""
     tree = ast.parse(source)
