@@ -46,7 +46,10 @@ def _group(i: dict[str, Any]) -> str:
 
 def _policy(i: dict[str, Any]) -> str:
     target = i.get("targetTrackingConfiguration", {})
-    metric = target.get("predefinedMetricSpecification", {}).get("predefinedMetricType")
+    custom = target.get("customizedMetricSpecification", {})
+    metric = target.get("predefinedMetricSpecification", {}).get("predefinedMetricType") or (
+        f"{custom.get('namespace')}/{custom.get('metricName')}"
+    )
     return f"{metric} target={_int(target.get('targetValue'))}% scale-in-disabled={target.get('disableScaleIn', False)}"
 
 

@@ -20,6 +20,7 @@ from offline import plan
 from offline.artifacts import MARKER, write_artifacts
 from offline.harness import resource_options
 from offline.stack_files import PROJECT_ROOT
+from offline.summary import summarize
 from tests.conftest import recorded
 from tests.plan_runs import project_copy
 
@@ -188,3 +189,10 @@ def test_the_readme_names_only_artifact_paths_the_plan_writes(tmp_path: Path) ->
         write_artifacts(recorded(stack), tmp_path / "build" / "plan" / stack)
     for path in sorted(claimed):
         assert (tmp_path / path).exists(), f"README.md names {path}, which `dev.py plan` does not write"
+
+
+def test_the_tree_names_each_scaling_policy_metric() -> None:
+    run = recorded("staging")
+    shown = {r.name: summarize(r) for r in run.resources if r.type == "aws:autoscaling/policy:Policy"}
+    assert shown["staging-web-cpu"].startswith("ASGAverageCPUUtilization target=")
+    assert shown["staging-web-reservation"].startswith("SwarmCluster/staging/CapacityReservation target=")
