@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from offline.diff import ResourceDiff, diff_runs
-from offline.plan import _whole_numbers
 from offline.rollout import Rollout, rollout
 from offline.stack_files import PROJECT_ROOT, StackFileError, esc_imports
+from offline.summary import whole_numbers
 from rendering.yaml_text import decode_user_data
 
 SNAPSHOT = Path(__file__).resolve().parent / "snapshot.py"
@@ -163,7 +163,7 @@ def _roll_line(roll: dict[str, Any]) -> str:
 
 
 def _shown(value: Any) -> str:
-    text = json.dumps(_whole_numbers(value), sort_keys=True)
+    text = json.dumps(whole_numbers(value), sort_keys=True)
     return text if len(text) <= SHOWN else f"{text[:SHOWN]}... ({len(text)} characters)"
 
 

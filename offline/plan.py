@@ -20,7 +20,7 @@ import pulumi
 from offline.artifacts import ArtifactFolderError, check_folder, write_artifacts
 from offline.harness import RecordedResource, StackRun, run_stack
 from offline.stack_files import PROJECT_ROOT, StackFileError, esc_imports, project_name
-from offline.summary import summarize
+from offline.summary import summarize, whole_numbers
 
 OFFLINE_NOTICE = (
     "OFFLINE PLAN: the real program ran in-process against Pulumi's mocks. No cloud state was read, so\n"
@@ -138,19 +138,8 @@ def _short_type(type_: str) -> str:
 def _print_exports(run: StackRun) -> None:
     print("\nOutputs:")
     for key, value in sorted(run.exports.items()):
-        text = json.dumps(_whole_numbers(value), indent=4, sort_keys=True).replace("\n", "\n    ")
+        text = json.dumps(whole_numbers(value), indent=4, sort_keys=True).replace("\n", "\n    ")
         print(f"    {key}: {text}")
-
-
-def _whole_numbers(value: Any) -> Any:
-    """The mocks carry every number as a float; a version shown as 1.0 would read as a different value."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _whole_numbers(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_whole_numbers(v) for v in value]
-    return value
 
 
 def _document(run: StackRun) -> dict[str, object]:

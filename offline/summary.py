@@ -19,6 +19,17 @@ def _name_only(inputs: dict[str, Any]) -> str:
     return f"name={inputs['name']}" if "name" in inputs else ""
 
 
+def whole_numbers(value: Any) -> Any:
+    """The mocks carry every number as a float; a version shown as 1.0 would read as a different value."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(v) for v in value]
+    return value
+
+
 def _int(value: Any) -> str:
     return str(int(value)) if isinstance(value, float) else str(value)
 
