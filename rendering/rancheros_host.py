@@ -59,6 +59,7 @@ Root disk
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from importlib.resources import files
 from typing import Any
@@ -91,6 +92,7 @@ def script(name: str, **values: str) -> str:
     return text
 
 
+@functools.cache  # every host renders the same few scripts
 def _code(name: str, *, shebang: bool = True) -> str:
     lines = (_SCRIPTS / name).read_text(encoding="utf-8").splitlines()
     kept = [line for line in lines[1:] if line.strip() and not line.lstrip().startswith("#")]
