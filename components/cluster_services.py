@@ -4,19 +4,22 @@
 - the cluster security group every Swarm node carries, which allows overlay traffic among nodes;
 - Consul servers (Swarm discovery and the overlay network store) that find each other by EC2 tag,
   encrypt their gossip, and snapshot their state into the cluster bucket (restored into an empty cluster);
-- the private Docker registry, storing images in the same encrypted, versioned S3 bucket.
+- the private Docker registry, storing images in the same encrypted, versioned S3 bucket;
+- the node agents' archive in that bucket, which the Consul servers and every Swarm node run their agents from.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from components.cluster_context import ClusterContext
 from components.internal_endpoint import InternalEndpoint, InternalEndpointArgs
+from components.node_agents_archive import NodeAgentsArchive, NodeAgentsArchiveArgs
 from components.rancheros_fleet import FleetSize, RancherOSFleet, RancherOSFleetArgs, RootVolume
 from components.registry_bucket import SNAPSHOT_PREFIX, RegistryBucket, RegistryBucketArgs
 from components.security_rules import SSH_PORT, allow
@@ -34,32 +37,14 @@ OVERLAY_PORTS = (("tcp", 7946), ("udp", 7946), ("udp", 4789))
 
 
 @dataclass(frozen=True)
-class HostImage:
-    ami_id: str
-    root_device_name: pulumi.Input[str]
-    kms_key_arn: str | None
-
-
-@dataclass(frozen=True)
 class ClusterServicesArgs:
-    environment: str
-    region: str
-    vpc_id: str
-    subnet_ids: Sequence[str]
-    zone_name: str
+    cluster: ClusterContext
     existing_zone_id: str | None
     consul: Consul
     registry: Registry
     registry_http_secret: pulumi.Input[str] | None
     consul_gossip_key: pulumi.Input[str]
-    host_image: HostImage
-    admin_cidrs: Sequence[str]
-    admin_security_group_ids: Sequence[str]
-    ssh_cidrs: Sequence[str]
-    ssh_authorized_keys: Sequence[str]
-    ssm_session_manager: bool
     protect_data: bool  # keep the registry bucket through `pulumi destroy` and refuse to delete it
-    tags: Mapping[str, str]
 
 
 class ClusterServices(pulumi.ComponentResource):
@@ -68,6 +53,7 @@ class ClusterServices(pulumi.ComponentResource):
     registry_endpoint: pulumi.Output[str]
     node_security_group_id: pulumi.Output[str]
     registry_bucket: pulumi.Output[str]
+    agents: NodeAgentsArchive
 
     def __init__(self, name: str, args: ClusterServicesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("swarmcluster:services:ClusterServices", name, None, opts)
@@ -83,10 +69,21 @@ class ClusterServices(pulumi.ComponentResource):
             f"{name}-registry-bucket",
             RegistryBucketArgs(
                 args.registry.bucketName,
-                args.host_image.kms_key_arn,
+                args.cluster.host_image.kms_key_arn,
                 args.protect_data,
                 args.consul.snapshots.retentionDays,
-                args.tags,
+                args.cluster.tags,
+            ),
+            child,
+        )
+        self.agents = NodeAgentsArchive(
+            f"{name}-node-agents",
+            NodeAgentsArchiveArgs(
+                bucket.bucket_name,
+                bucket.arn,
+                args.cluster.region,
+                args.cluster.host_image.kms_key_arn,
+                args.cluster.tags,
             ),
             child,
         )
@@ -110,10 +107,10 @@ class ClusterServices(pulumi.ComponentResource):
         zone = aws.route53.Zone(
             f"{self._name}-zone",
             aws.route53.ZoneArgs(
-                name=args.zone_name,
-                comment=f"Internal names of the {args.environment} Swarm cluster",
-                vpcs=[aws.route53.ZoneVpcArgs(vpc_id=args.vpc_id, vpc_region=args.region)],
-                tags=dict(args.tags),
+                name=args.cluster.zone_name,
+                comment=f"Internal names of the {args.cluster.environment} Swarm cluster",
+                vpcs=[aws.route53.ZoneVpcArgs(vpc_id=args.cluster.vpc_id, vpc_region=args.cluster.region)],
+                tags=dict(args.cluster.tags),
             ),
             child,
         )
@@ -133,19 +130,19 @@ class ClusterServices(pulumi.ComponentResource):
             self._endpoint_args("consul", CONSUL_HTTP_PORT, servers, nodes, health_check_path=None),
             child,
         )
-        count = args.consul.serverCount
+        count, agents = args.consul.serverCount, self.agents.archive
 
         def render(values: list[Any]) -> str:
-            bucket_name, gossip_key = values
+            bucket_name, gossip_key, agents = values
             spec = ConsulServerSpec(
-                environment=args.environment,
-                datacenter=args.environment,
+                environment=args.cluster.environment,
+                datacenter=args.cluster.environment,
                 image=args.consul.image,
                 bootstrap_expect=count,
-                region=args.region,
+                region=args.cluster.region,
                 join_tag_key=CONSUL_JOIN_TAG,
-                join_tag_value=args.environment,
-                ssh_authorized_keys=args.ssh_authorized_keys,
+                join_tag_value=args.cluster.environment,
+                ssh_authorized_keys=args.cluster.access.sshAuthorizedKeys,
                 instance_type=args.consul.instanceType,
                 gossip_key=gossip_key,
                 gossip_enforcement=args.consul.gossipEnforcement,
@@ -153,24 +150,25 @@ class ClusterServices(pulumi.ComponentResource):
                     bucket=bucket_name,
                     prefix=SNAPSHOT_PREFIX,
                     interval_seconds=args.consul.snapshots.intervalMinutes * 60,
-                    kms_key_id=args.host_image.kms_key_arn,
+                    kms_key_id=args.cluster.host_image.kms_key_arn,
                 ),
+                agents=agents,
             )
             return rendered("the Consul servers", lambda: render_consul_server(spec))
 
         RancherOSFleet(
             name,
             RancherOSFleetArgs(
-                ami_id=args.host_image.ami_id,
+                ami_id=args.cluster.host_image.ami_id,
                 instance_type=args.consul.instanceType,
                 root_volume=self._root_volume(args.consul.rootVolumeSizeGb),
                 # Secret: it carries the gossip key (Pulumi encrypts it in state and masks it in previews).
-                user_data=pulumi.Output.all(bucket.bucket_name, args.consul_gossip_key).apply(render),
+                user_data=pulumi.Output.all(bucket.bucket_name, args.consul_gossip_key, agents).apply(render),
                 security_group_ids=[servers.id],
-                subnet_ids=args.subnet_ids,
+                subnet_ids=args.cluster.subnet_ids,
                 size=FleetSize(count, count, count),
-                instance_tags=self._instance_tags(name, "consul-server", {CONSUL_JOIN_TAG: args.environment}),
-                tags=dict(args.tags),
+                instance_tags=self._instance_tags(name, "consul-server", {CONSUL_JOIN_TAG: args.cluster.environment}),
+                tags=dict(args.cluster.tags),
                 # Cloud auto-join lists instances by tag; DescribeInstances takes no resource scope.
                 policy_statements=[
                     {
@@ -178,11 +176,12 @@ class ClusterServices(pulumi.ComponentResource):
                         "Effect": "Allow",
                         "Action": "ec2:DescribeInstances",
                         "Resource": "*",
-                        "Condition": {"StringEquals": {"aws:RequestedRegion": args.region}},
+                        "Condition": {"StringEquals": {"aws:RequestedRegion": args.cluster.region}},
                     },
                     *bucket.snapshot_access_statements,
+                    *self.agents.read_statements,
                 ],
-                ssm_session_manager=args.ssm_session_manager,
+                ssm_session_manager=args.cluster.access.ssmSessionManager,
                 quorum=True,
                 target_group_arns=[endpoint.target_group_arn],
             ),
@@ -206,15 +205,15 @@ class ClusterServices(pulumi.ComponentResource):
         def render(values: list[Any]) -> str:
             bucket_name, secret = values
             spec = RegistrySpec(
-                environment=args.environment,
+                environment=args.cluster.environment,
                 image=args.registry.image,
                 port=args.registry.port,
                 bucket=bucket_name,
-                region=args.region,
+                region=args.cluster.region,
                 http_secret=secret,
-                ssh_authorized_keys=args.ssh_authorized_keys,
+                ssh_authorized_keys=args.cluster.access.sshAuthorizedKeys,
                 instance_type=args.registry.instanceType,
-                kms_key_id=args.host_image.kms_key_arn,
+                kms_key_id=args.cluster.host_image.kms_key_arn,
             )
             return rendered("the registry hosts", lambda: render_registry_host(spec))
 
@@ -222,17 +221,17 @@ class ClusterServices(pulumi.ComponentResource):
         RancherOSFleet(
             name,
             RancherOSFleetArgs(
-                ami_id=args.host_image.ami_id,
+                ami_id=args.cluster.host_image.ami_id,
                 instance_type=args.registry.instanceType,
                 root_volume=self._root_volume(args.registry.rootVolumeSizeGb),
                 user_data=user_data,
                 security_group_ids=[hosts.id],
-                subnet_ids=args.subnet_ids,
+                subnet_ids=args.cluster.subnet_ids,
                 size=FleetSize(replicas, replicas, replicas),
                 instance_tags=self._instance_tags(name, "registry", {}),
-                tags=dict(args.tags),
+                tags=dict(args.cluster.tags),
                 policy_statements=bucket.access_statements,
-                ssm_session_manager=args.ssm_session_manager,
+                ssm_session_manager=args.cluster.access.ssmSessionManager,
                 min_healthy_percentage=100,
                 # /v2/ fails while S3 does: the load balancer stops routing, but replacing hosts would not help.
                 target_group_arns=[endpoint.target_group_arn],
@@ -252,28 +251,28 @@ class ClusterServices(pulumi.ComponentResource):
         args = self._args
         service = "registry" if host == "docker" else host
         return InternalEndpointArgs(
-            balancer_name=f"{args.environment}-{service}",
-            vpc_id=args.vpc_id,
-            subnet_ids=args.subnet_ids,
+            balancer_name=f"{args.cluster.environment}-{service}",
+            vpc_id=args.cluster.vpc_id,
+            subnet_ids=args.cluster.subnet_ids,
             port=port,
             zone_id=self.zone_id,
-            record_name=f"{host}.{args.zone_name}",
+            record_name=f"{host}.{args.cluster.zone_name}",
             target_security_group_id=targets.id,
-            client_cidrs=args.admin_cidrs,
-            client_security_group_ids=[nodes.id, *args.admin_security_group_ids],
+            client_cidrs=args.cluster.access.adminCidrs,
+            client_security_group_ids=[nodes.id, *args.cluster.access.adminSecurityGroupIds],
             health_check_path=health_check_path,
-            tags=args.tags,
+            tags=args.cluster.tags,
         )
 
     def _security_group(self, role: str, description: str, child: pulumi.ResourceOptions) -> aws.ec2.SecurityGroup:
-        aws_name = f"{self._args.environment}-{role}"
+        aws_name = f"{self._args.cluster.environment}-{role}"
         guard = aws.ec2.SecurityGroup(
             f"{self._name}-{role}-sg",
             aws.ec2.SecurityGroupArgs(
                 name=aws_name,
                 description=description,
-                vpc_id=self._args.vpc_id,
-                tags={**self._args.tags, "Name": aws_name},
+                vpc_id=self._args.cluster.vpc_id,
+                tags={**self._args.cluster.tags, "Name": aws_name},
             ),
             child,
         )
@@ -288,18 +287,18 @@ class ClusterServices(pulumi.ComponentResource):
         return guard
 
     def _allow_ssh(self, guard: aws.ec2.SecurityGroup, role: str, child: pulumi.ResourceOptions) -> None:
-        for k, cidr in enumerate(self._args.ssh_cidrs):
+        for k, cidr in enumerate(self._args.cluster.access.sshCidrs):
             allow(f"{self._name}-{role}-ssh-{k}", guard.id, "tcp", SSH_PORT, "SSH from admins", child, cidr=cidr)
 
     def _root_volume(self, size_gb: int) -> RootVolume:
-        image = self._args.host_image
+        image = self._args.cluster.host_image
         return RootVolume(image.root_device_name, size_gb, image.kms_key_arn)
 
     def _instance_tags(self, name: str, component: str, extra: Mapping[str, str]) -> dict[str, str]:
         return {
-            **self._args.tags,
+            **self._args.cluster.tags,
             **extra,
-            "docker.environment": self._args.environment,
+            "docker.environment": self._args.cluster.environment,
             "cluster.component": component,
             "Name": name,
         }

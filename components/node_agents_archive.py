@@ -1,17 +1,18 @@
-"""NodeAgentsArchive: the node agents' code as one S3 object that nodes fetch when an agent first starts.
+"""NodeAgentsArchive: the node agents' code as one S3 object that hosts fetch when an agent first starts.
 
-EC2 user-data (16 KB) cannot hold the agents next to a node's boot configuration, so user-data carries
+EC2 user-data (16 KB) cannot hold the agents next to a host's boot configuration, so user-data carries
 node_agents/bootstrap.py, this object's URL and its SHA-256; bootstrap refuses any other content. The key
-is the digest: a code change is a new object and a new user-data (the groups roll to it), while running
-nodes keep the archive they fetched. The object lives in the registry bucket, which is already private,
-TLS-only and encrypted with the stack's key; nodes may read this one key and nothing else there.
+is the digest: a code change is a new object and a new user-data (every host that runs agents rolls to it),
+while running hosts keep the archive they fetched. The object lives in the cluster bucket, which is already
+private, TLS-only and encrypted with the stack's key; hosts may read this one key there and nothing else
+through these statements.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +27,8 @@ PREFIX = "node-agents"
 @dataclass(frozen=True)
 class NodeAgentsArchiveArgs:
     bucket: pulumi.Input[str]
+    bucket_arn: pulumi.Input[str]
     region: str
-    partition: pulumi.Input[str]
-    entry_points: Sequence[str]  # node_agents modules the hosts run; their imports come along
     kms_key_arn: str | None
     tags: Mapping[str, str]
 
@@ -39,7 +39,7 @@ class NodeAgentsArchive(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NodeAgentsArchiveArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("swarmcluster:agents:NodeAgentsArchive", name, None, opts)
-        content = agents_archive(args.entry_points)
+        content = agents_archive()
         digest = hashlib.sha256(content).hexdigest()
         key = f"{PREFIX}/{digest}.zip"
         stored = aws.s3.BucketObjectv2(
@@ -73,7 +73,7 @@ def _read_statements(args: NodeAgentsArchiveArgs, key: str) -> list[dict[str, An
             "Sid": "FetchNodeAgents",
             "Effect": "Allow",
             "Action": "s3:GetObject",
-            "Resource": pulumi.Output.format("arn:{0}:s3:::{1}/{2}", args.partition, args.bucket, key),
+            "Resource": pulumi.Output.concat(args.bucket_arn, "/", key),
         }
     ]
     if args.kms_key_arn:

@@ -34,6 +34,7 @@ class RegistryBucketArgs:
 
 class RegistryBucket(pulumi.ComponentResource):
     bucket_name: pulumi.Output[str]
+    arn: pulumi.Output[str]
     access_statements: list[dict[str, Any]]  # the least the registry needs, scoped to its prefix
     snapshot_access_statements: list[dict[str, Any]]  # the least the Consul servers need, likewise
 
@@ -103,6 +104,7 @@ class RegistryBucket(pulumi.ComponentResource):
             self._after(lifecycle),
         )
         self.bucket_name = bucket.bucket
+        self.arn = bucket.arn
         self.access_statements = _access_statements(bucket.arn, args.kms_key_arn)
         self.snapshot_access_statements = _snapshot_statements(bucket.arn, args.kms_key_arn)
         self.register_outputs({"bucketName": bucket.bucket})

@@ -6,13 +6,14 @@ the manager group also gets the stable `swarm.<zone>:4000` endpoint and the righ
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from components.cluster_context import ClusterContext
 from components.internal_endpoint import InternalEndpoint, InternalEndpointArgs
 from components.node_agents_archive import NodeAgentsArchive
 from components.node_drain import hook_name, lifecycle_statement, termination_hook
@@ -23,53 +24,33 @@ from node_agents import capacity
 from rendering.drain_agent import DrainSpec
 from rendering.primary_agent import MeasuredGroup, PrimaryAgentSpec
 from rendering.swarm_node import SwarmNodeSpec, render_swarm_node
-from stack_config.models import NodeGroup, Rebalancer
+from stack_config.models import NodeGroup, Rebalancer, TagVariable
 
 DOCKER_API_PORT = 2375
 SWARM_MANAGER_PORT = 4000
 
 
 @dataclass(frozen=True)
-class TagVariable:
-    tag: str
-    variable: str
-    value: str
+class SwarmContext:
+    """What every node group shares beyond the cluster's facts: the services' endpoints and the nodes' software."""
 
-
-@dataclass(frozen=True)
-class SwarmClusterContext:
-    """What every node group shares: network, endpoints from ClusterServices, access and images."""
-
-    environment: str
-    region: str
     account_id: pulumi.Input[str]
     partition: pulumi.Input[str]
     agents: NodeAgentsArchive
     primary_agent: PrimaryAgentSpec  # what the managers' primary-agent measures and rebalances
-    vpc_id: str
-    subnet_ids: Sequence[str]
     node_security_group_id: pulumi.Input[str]
     consul_endpoint: pulumi.Input[str]
     registry_endpoint: pulumi.Input[str]
     zone_id: pulumi.Input[str]
-    zone_name: str
-    ami_id: str
-    root_device_name: pulumi.Input[str]
-    kms_key_arn: str | None
-    swarm_image: str
-    admin_cidrs: Sequence[str]
-    admin_security_group_ids: Sequence[str]
-    ssh_cidrs: Sequence[str]
-    ssh_authorized_keys: Sequence[str]
-    ssm_session_manager: bool
+    image: str  # classic Swarm's image, e.g. swarm:1.2.9
     tag_variables: Sequence[TagVariable]
-    tags: Mapping[str, str]
 
 
 @dataclass(frozen=True)
 class SwarmNodeGroupArgs:
     group: NodeGroup
-    cluster: SwarmClusterContext
+    cluster: ClusterContext
+    swarm: SwarmContext
 
 
 class SwarmNodeGroup(pulumi.ComponentResource):
@@ -83,31 +64,33 @@ class SwarmNodeGroup(pulumi.ComponentResource):
     def __init__(self, name: str, args: SwarmNodeGroupArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("swarmcluster:nodes:SwarmNodeGroup", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        group, cluster = args.group, args.cluster
+        group, cluster, swarm = args.group, args.cluster, args.swarm
         guard = self._security_group(name, args, child)
         endpoint = self._manager_endpoint(name, args, guard, child) if group.swarmManager else None
         fleet = RancherOSFleet(
             name,
             RancherOSFleetArgs(
-                ami_id=cluster.ami_id,
+                ami_id=cluster.host_image.ami_id,
                 instance_type=group.instanceType,
-                root_volume=RootVolume(cluster.root_device_name, group.rootVolumeSizeGb, cluster.kms_key_arn),
-                user_data=_user_data(group, cluster, name),
-                security_group_ids=[cluster.node_security_group_id, guard.id],
+                root_volume=RootVolume(
+                    cluster.host_image.root_device_name, group.rootVolumeSizeGb, cluster.host_image.kms_key_arn
+                ),
+                user_data=_user_data(args, name),
+                security_group_ids=[swarm.node_security_group_id, guard.id],
                 subnet_ids=cluster.subnet_ids,
                 size=FleetSize(group.minSize, group.desiredCapacity, group.maxSize),
-                instance_tags=instance_tags(group, cluster, name),
+                instance_tags=instance_tags(args, name),
                 tags=dict(cluster.tags),
-                ssm_session_manager=cluster.ssm_session_manager,
+                ssm_session_manager=cluster.access.ssmSessionManager,
                 quorum=group.swarmManager,
                 min_healthy_percentage=group.minHealthyPercentage,
                 protect_from_scale_in=group.scale_in_protected,
                 target_group_arns=[endpoint.target_group_arn] if endpoint else [],
                 autoscaled=group.autoscaled,
                 policy_statements=[
-                    lifecycle_statement(name, cluster.partition, cluster.region, cluster.account_id),
+                    lifecycle_statement(name, swarm.partition, cluster.region, swarm.account_id),
                     *([metric_statement(cluster.environment)] if group.swarmManager else []),
-                    *cluster.agents.read_statements,
+                    *swarm.agents.read_statements,
                 ],
                 drain_window_seconds=group.drainWindowSeconds,
             ),
@@ -155,16 +138,16 @@ class SwarmNodeGroup(pulumi.ComponentResource):
         ]
         openings += [
             (f"{name}-in-ssh-{k}", "tcp", SSH_PORT, "SSH from admins", cidr, None)
-            for k, cidr in enumerate(cluster.ssh_cidrs)
+            for k, cidr in enumerate(cluster.access.sshCidrs)
         ]
         if group.swarmManager:
             openings += [
                 (f"{name}-in-swarm-{k}", "tcp", SWARM_MANAGER_PORT, "Swarm API from admins", cidr, None)
-                for k, cidr in enumerate(cluster.admin_cidrs)
+                for k, cidr in enumerate(cluster.access.adminCidrs)
             ]
             openings += [
                 (f"{name}-in-swarm-sg-{k}", "tcp", SWARM_MANAGER_PORT, "Swarm API from admins", None, source)
-                for k, source in enumerate(cluster.admin_security_group_ids)
+                for k, source in enumerate(cluster.access.adminSecurityGroupIds)
             ]
             # Replica managers (--replication) forward every API call to the primary's :4000.
             openings.append(
@@ -177,11 +160,11 @@ class SwarmNodeGroup(pulumi.ComponentResource):
     def _manager_endpoint(
         self, name: str, args: SwarmNodeGroupArgs, guard: aws.ec2.SecurityGroup, child: pulumi.ResourceOptions
     ) -> InternalEndpoint:
-        cluster = args.cluster
+        cluster, swarm = args.cluster, args.swarm
         # Managers drive every engine of the cluster; nothing else may reach the Docker API.
         allow(
             f"{name}-docker-api",
-            cluster.node_security_group_id,
+            swarm.node_security_group_id,
             "tcp",
             DOCKER_API_PORT,
             "Docker API from the Swarm managers only",
@@ -195,11 +178,11 @@ class SwarmNodeGroup(pulumi.ComponentResource):
                 vpc_id=cluster.vpc_id,
                 subnet_ids=cluster.subnet_ids,
                 port=SWARM_MANAGER_PORT,
-                zone_id=cluster.zone_id,
+                zone_id=swarm.zone_id,
                 record_name=f"swarm.{cluster.zone_name}",
                 target_security_group_id=guard.id,
-                client_cidrs=cluster.admin_cidrs,
-                client_security_group_ids=list(cluster.admin_security_group_ids),
+                client_cidrs=cluster.access.adminCidrs,
+                client_security_group_ids=list(cluster.access.adminSecurityGroupIds),
                 tags=cluster.tags,
             ),
             child,
@@ -209,7 +192,7 @@ class SwarmNodeGroup(pulumi.ComponentResource):
         self,
         name: str,
         group: NodeGroup,
-        cluster: SwarmClusterContext,
+        cluster: ClusterContext,
         fleet: RancherOSFleet,
         child: pulumi.ResourceOptions,
     ) -> None:
@@ -265,40 +248,43 @@ def engine_labels(group: NodeGroup, environment: str) -> dict[str, str]:
     return {"docker.environment": environment, "docker.role": group.role, **group.labels}
 
 
-def instance_tags(group: NodeGroup, cluster: SwarmClusterContext, name: str) -> dict[str, str]:
+def instance_tags(args: SwarmNodeGroupArgs, name: str) -> dict[str, str]:
     """Every tag a node carries: what Swarm filters on, what becomes its environment, and cost tags."""
+    group, cluster, swarm = args.group, args.cluster, args.swarm
     component = "swarm-manager" if group.swarmManager else "swarm-node"
     return {
         **cluster.tags,
-        **{t.tag: t.value for t in cluster.tag_variables},
+        **{t.tag: t.value for t in swarm.tag_variables},
         **engine_labels(group, cluster.environment),
         "cluster.component": component,
         "Name": name,
     }
 
 
-def _user_data(group: NodeGroup, cluster: SwarmClusterContext, name: str) -> pulumi.Output[str]:
+def _user_data(args: SwarmNodeGroupArgs, name: str) -> pulumi.Output[str]:
+    group, cluster, swarm = args.group, args.cluster, args.swarm
+
     def render(inputs: list[Any]) -> str:
         consul, registry, agents = inputs
         spec = SwarmNodeSpec(
             environment=cluster.environment,
             group=group.name,
             engine_labels=engine_labels(group, cluster.environment),
-            variables={t.variable: t.value for t in cluster.tag_variables},
+            variables={t.variable: t.value for t in swarm.tag_variables},
             swarm_manager=group.swarmManager,
-            swarm_image=cluster.swarm_image,
+            swarm_image=swarm.image,
             consul_endpoint=consul,
             registry_endpoint=registry,
-            ssh_authorized_keys=cluster.ssh_authorized_keys,
+            ssh_authorized_keys=cluster.access.sshAuthorizedKeys,
             instance_type=group.instanceType,
             drain=DrainSpec(name, hook_name(name), group.drainWindowSeconds),
             managers=group.desiredCapacity if group.swarmManager else 0,
             agents=agents,
-            primary_agent=cluster.primary_agent if group.swarmManager else None,
+            primary_agent=swarm.primary_agent if group.swarmManager else None,
         )
         return rendered(f"node group {group.name}", lambda: render_swarm_node(spec))
 
-    return pulumi.Output.all(cluster.consul_endpoint, cluster.registry_endpoint, cluster.agents.archive).apply(render)
+    return pulumi.Output.all(swarm.consul_endpoint, swarm.registry_endpoint, swarm.agents.archive).apply(render)
 
 
 def primary_agent_spec(environment: str, groups: Sequence[NodeGroup], rebalancer: Rebalancer) -> PrimaryAgentSpec:

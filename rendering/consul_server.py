@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rendering.agents import agent_files, agent_service
+from rendering.agents import AgentArchive, agent_service, bootstrap_files
 from rendering.inputs import require_image, require_name
 from rendering.node_services import ConfigFile, configured_service, host_user_data
 from rendering.rancheros_host import host_document
@@ -85,6 +85,7 @@ class ConsulServerSpec:
     instance_type: str  # sets rancher.resize_device
     gossip_key: str  # base64 of 32 bytes (validated with the stack config)
     snapshots: SnapshotSpec
+    agents: AgentArchive  # where the snapshot agent's code is fetched from
     gossip_enforcement: str = "full"
 
 
@@ -134,13 +135,13 @@ def render_consul_server(spec: ConsulServerSpec) -> str:
         volumes=[f"{DATA_DIR}:/consul/data"],
         uts="host",
     )
-    agent = _snapshot_agent(spec.snapshots, f"{_IN_CONTAINER}/{CONFIG_FILE}")
+    agent = _snapshot_agent(spec.snapshots, spec.agents, f"{_IN_CONTAINER}/{CONFIG_FILE}")
     environment = require_name(spec.environment, "environment")
     base = host_document(environment, "consul", spec.ssh_authorized_keys, spec.instance_type)
     return host_user_data(merge(merge(base, service), agent), what)
 
 
-def _snapshot_agent(snapshots: SnapshotSpec, config_path: str) -> dict[str, Any]:
+def _snapshot_agent(snapshots: SnapshotSpec, agents: AgentArchive, config_path: str) -> dict[str, Any]:
     if snapshots.interval_seconds < 60:
         raise ValueError(f"snapshot interval {snapshots.interval_seconds}s is shorter than a minute")
     args = ["run", "--bucket", snapshots.bucket, "--prefix", snapshots.prefix]
@@ -148,8 +149,8 @@ def _snapshot_agent(snapshots: SnapshotSpec, config_path: str) -> dict[str, Any]
     if snapshots.kms_key_id is not None:
         args += ["--kms-key-id", snapshots.kms_key_id]
     volumes = [f"{CONFIG_DIR}:{_IN_CONTAINER}:ro"]
-    services = agent_service(SNAPSHOT_AGENT, "consul_snapshot", args, volumes=volumes)
+    services = agent_service(SNAPSHOT_AGENT, "consul_snapshot", agents, args=args, volumes=volumes)
     # After the server it restores into (agent_service already orders it after the image pulls).
     labels = services[SNAPSHOT_AGENT]["labels"]
     labels[AFTER_LABEL] = f"{labels[AFTER_LABEL]},{SERVER_SERVICE}"
-    return {"write_files": agent_files(["consul_snapshot"]), "rancher": {"services": services}}
+    return {"write_files": bootstrap_files(), "rancher": {"services": services}}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from node_agents.drain import STATE_DIR
-from rendering.agents import AgentArchive, fetched_agent_service
+from rendering.agents import AgentArchive, agent_service
 
 SERVICE = "drain"
 MODULE = "drain"
@@ -49,5 +49,5 @@ def drain_service(
             "SWARM_HOST": f"tcp://127.0.0.1:{manager_port}",
         }
     volumes = [f"{DOCKER_SOCKET}:{DOCKER_SOCKET}", f"{STATE_DIR}:{STATE_DIR}"]
-    services = fetched_agent_service(SERVICE, MODULE, archive, environment, volumes=volumes)
+    services = agent_service(SERVICE, MODULE, archive, environment, volumes=volumes)
     return {"rancher": {"services": services}}

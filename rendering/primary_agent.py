@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from node_agents.primary import SETTINGS_VARIABLE
-from rendering.agents import AgentArchive, fetched_agent_service
+from rendering.agents import AgentArchive, agent_service
 
 SERVICE = "primary-agent"
 MODULE = "primary"
@@ -54,4 +54,4 @@ def primary_agent_service(
         "SWARM_HOST": f"tcp://127.0.0.1:{manager_port}",
         "CONSUL_HTTP_ADDR": consul,
     }
-    return {"rancher": {"services": fetched_agent_service(SERVICE, MODULE, archive, environment)}}
+    return {"rancher": {"services": agent_service(SERVICE, MODULE, archive, environment)}}

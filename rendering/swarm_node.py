@@ -136,12 +136,8 @@ def swarm_services(spec: SwarmNodeSpec, consul: str, what: str) -> dict[str, Any
     return services
 
 
-# The node_agents modules Swarm nodes run (components.node_agents_archive stores them with their imports).
-AGENT_MODULES = ("drain", "primary")
-
-
 def node_agents(spec: SwarmNodeSpec, consul: str) -> dict[str, Any]:
-    """The agents every Swarm node runs (node_agents/), and the one archive of their modules."""
+    """The agents every Swarm node runs (node_agents/), from the archive every host fetches."""
     manager = SWARM_MANAGER if spec.swarm_manager else None
     drain = drain_service(spec.drain, spec.agents, consul, SWARM_AGENT, manager, spec.managers, MANAGER_PORT)
     agents = merge({"write_files": bootstrap_files()}, drain)

@@ -18,7 +18,7 @@ from tests.fakes.docker import FakeDocker
 from tests.fakes.imds import FakeImds
 
 BUCKET = "example-staging-docker-registry"
-ARCHIVE = agents_archive(["drain"])
+ARCHIVE = agents_archive()
 DIGEST = hashlib.sha256(ARCHIVE).hexdigest()
 KEY = f"node-agents/{DIGEST}.zip"
 

@@ -208,6 +208,19 @@ def test_consul_role_puts_and_gets_snapshots_under_its_prefix_only(stack: str) -
 
 
 @pytest.mark.parametrize("stack", STACKS)
+def test_consul_servers_fetch_the_stored_agents_archive_and_may_read_only_that_object(stack: str) -> None:
+    run, cfg = recorded(stack), config(stack)
+    arn = run.named(BUCKET, f"{stack}-cluster-registry-bucket").outputs["arn"]
+    key = run.named("aws:s3/bucketObjectv2:BucketObjectv2", f"{stack}-cluster-node-agents-object").inputs["key"]
+    service = _user_data(run, f"{stack}-cluster-consul-lt")["rancher"]["services"]["consul-snapshot"]  # type: ignore[index]
+    url = f"https://{cfg.registry.bucketName}.s3.{cfg.region}.amazonaws.com/{key}"
+    assert f"AGENTS_URL={url}" in service["environment"]
+    statements = {s["Sid"]: s for s in _policy(run, f"{stack}-cluster-consul-policy")["Statement"]}  # type: ignore[attr-defined]
+    fetch = statements["FetchNodeAgents"]
+    assert (fetch["Action"], fetch["Resource"]) == ("s3:GetObject", f"{arn}/{key}")
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_snapshots_expire_after_the_retention(stack: str) -> None:
     run, cfg = recorded(stack), config(stack)
     bucket = run.named(BUCKET, f"{stack}-cluster-registry-bucket")

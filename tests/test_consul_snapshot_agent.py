@@ -5,8 +5,10 @@ against botocore's model)."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
+import sys
 import tarfile
 import time
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ import pytest
 import yaml
 
 from node_agents.consul_snapshot import MARKER_KEY, interval_key, verify
+from rendering.agents import AgentArchive, agents_archive
 from rendering.consul_server import CONFIG_DIR, SnapshotSpec, render_consul_server
 from tests.fakes.agent_process import AgentProcess, agent_env, run_agent
 from tests.fakes.aws import FakeAws
@@ -277,10 +280,14 @@ def test_a_stalled_claim_is_taken_over() -> None:
         assert consul.kv[NETWORK] == b"v1" and _marker(consul)["node"] == "i-0123456789abcdef0"
 
 
-def test_the_rendered_service_runs_from_the_files_the_user_data_writes(tmp_path: Path) -> None:
+def test_the_rendered_service_runs_from_the_archive_the_user_data_fetches(tmp_path: Path) -> None:
     """The command, arguments and files the Consul servers' user-data carries, run as RancherOS would run
-    them: the modules from write_files on PYTHONPATH, the server config where the service mounts it."""
-    spec = consul_spec(bootstrap_expect=1, snapshots=SnapshotSpec(BUCKET, PREFIX, 300, KMS_KEY))
+    them: the bootstrap from write_files, alone, fetching the stored archive; the server config where the
+    service mounts it."""
+    content = agents_archive()
+    key = f"node-agents/{hashlib.sha256(content).hexdigest()}.zip"
+    agents = AgentArchive(f"https://{BUCKET}.s3.eu-west-1.amazonaws.com/{key}", "eu-west-1")
+    spec = consul_spec(bootstrap_expect=1, snapshots=SnapshotSpec(BUCKET, PREFIX, 300, KMS_KEY), agents=agents)
     document = yaml.safe_load(render_consul_server(spec))
     for entry in document["write_files"]:
         target = tmp_path / entry["path"].lstrip("/")
@@ -288,13 +295,22 @@ def test_the_rendered_service_runs_from_the_files_the_user_data_writes(tmp_path:
         target.write_text(entry["content"])
     service = document["rancher"]["services"]["consul-snapshot"]
     environment = dict(item.split("=", 1) for item in service["environment"])
-    command = service["command"][3:]  # after `python3 -m node_agents.consul_snapshot`
+    assert environment["AGENTS_URL"] == agents.url
+    _, bootstrap, *command = service["command"]
     mounted = command.index("--server-config") + 1
     command[mounted] = str(tmp_path / CONFIG_DIR.lstrip("/") / "server.json")
     with FakeConsul() as consul, FakeAws(buckets=[BUCKET]) as aws, _server() as imds:
+        aws.put(BUCKET, key, content)
         _stored(aws, (time.time() - 600, snapshot_of({NETWORK: b"kept", MARKER_KEY: READY})))
-        env = _env(imds, aws, consul) | {"PYTHONPATH": str(tmp_path / environment["PYTHONPATH"].lstrip("/"))}
-        with AgentProcess("consul_snapshot", command, env, cwd=tmp_path) as agent:
+        env = _env(imds, aws, consul) | {
+            "AGENTS_URL": f"{aws.url}/{BUCKET}/{key}",
+            "AGENTS_ARCHIVE_DIR": str(tmp_path),
+            "AWS_REGION": environment["AWS_REGION"],
+        }
+        del env["PYTHONPATH"]  # only the fetched archive provides node_agents
+        agent = AgentProcess("consul_snapshot", command, env, cwd=tmp_path)
+        agent.command = [sys.executable, str(tmp_path / bootstrap.lstrip("/")), *command]
+        with agent:
             agent.wait_for("cluster initialised")
             agent.stop()
         assert agent.returncode == 0, agent.output()

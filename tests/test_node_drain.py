@@ -81,7 +81,7 @@ def test_quorum_groups_still_roll_one_at_a_time() -> None:
 @pytest.mark.parametrize(("stack", "name"), cases())
 def test_every_node_fetches_exactly_the_stored_agents_archive(stack: str, name: str) -> None:
     run, cfg = recorded(stack), config(stack)
-    stored = run.named("aws:s3/bucketObjectv2:BucketObjectv2", f"{stack}-node-agents-object").inputs
+    stored = run.named("aws:s3/bucketObjectv2:BucketObjectv2", f"{stack}-cluster-node-agents-object").inputs
     content = base64.b64decode(stored["contentBase64"])
     digest = hashlib.sha256(content).hexdigest()
     assert stored["key"] == f"node-agents/{digest}.zip" and stored["bucket"] == cfg.registry.bucketName

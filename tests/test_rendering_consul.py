@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from node_agents.image import AGENT_IMAGE
-from rendering.agents import AGENTS_DIR
+from rendering.agents import BOOTSTRAP, AgentArchive
 from rendering.consul_server import ConsulServerSpec, SnapshotSpec, render_consul_config, render_consul_server
 from rendering.yaml_text import UserDataTooLarge
 from tests.cloud_config_checks import (
@@ -24,6 +24,9 @@ from tests.cloud_config_checks import (
 
 GOSSIP_KEY = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="
 KMS_KEY = "arn:aws:kms:eu-west-1:123456789012:key/5f0c9a2e-8b1d-4c7e-9a36-2d4b8e1f0c77"
+AGENTS = AgentArchive(
+    f"https://example-staging-docker-registry.s3.eu-west-1.amazonaws.com/node-agents/{'c' * 64}.zip", "eu-west-1"
+)
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0ZXN0a2V5Zm9ydGhlcmVuZGVyZXJ0ZXN0cw== ops@example"
 
 
@@ -40,6 +43,7 @@ def spec(**changes: Any) -> ConsulServerSpec:
         instance_type="t3.small",
         gossip_key=GOSSIP_KEY,
         snapshots=SnapshotSpec("example-staging-docker-registry", "consul-snapshots/", 300, KMS_KEY),
+        agents=AGENTS,
     )
     return dataclasses.replace(base, **changes)
 
@@ -126,7 +130,8 @@ def test_the_snapshot_agent_runs_after_consul_with_its_config(kms_key: str | Non
     assert agent["labels"]["io.rancher.os.after"] == "node-images,consul-server"
     assert "io.rancher.os.scope" not in agent["labels"], "a user-Docker service: the image is not preloaded"
     command = agent["command"]
-    assert command[:4] == ["python3", "-m", "node_agents.consul_snapshot", "run"]
+    assert command[:4] == ["python3", BOOTSTRAP, "consul_snapshot", "run"]
+    assert f"AGENTS_URL={AGENTS.url}" in agent["environment"], "it runs from the archive every host fetches"
     options = dict(zip(command[4::2], command[5::2], strict=True))
     assert options.pop("--kms-key-id", None) == kms_key
     assert options == {
@@ -136,8 +141,7 @@ def test_the_snapshot_agent_runs_after_consul_with_its_config(kms_key: str | Non
         "--server-config": "/etc/consul.d/server.json",
     }
     assert "/opt/consul/config:/etc/consul.d:ro" in agent["volumes"]
-    written = {f["path"] for f in document["write_files"]}
-    assert f"{AGENTS_DIR}/node_agents/consul_snapshot.py" in written and f"{AGENTS_DIR}/node_agents/s3.py" in written
+    assert BOOTSTRAP in {f["path"] for f in document["write_files"]}
 
 
 def test_snapshot_interval_under_a_minute_is_refused() -> None:

@@ -269,7 +269,7 @@ def test_node_role_carries_its_own_drain_its_agents_the_managers_metric_right_an
     role = run.named("aws:iam/role:Role", f"{stack}-{name}-role").inputs
     assert json.loads(role["assumeRolePolicy"])["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
     policy = json.loads(run.named("aws:iam/rolePolicy:RolePolicy", f"{stack}-{name}-policy").inputs["policy"])
-    key = run.named("aws:s3/bucketObjectv2:BucketObjectv2", f"{stack}-node-agents-object").inputs["key"]
+    key = run.named("aws:s3/bucketObjectv2:BucketObjectv2", f"{stack}-cluster-node-agents-object").inputs["key"]
     metric = {
         "Effect": "Allow",
         "Action": "cloudwatch:PutMetricData",
