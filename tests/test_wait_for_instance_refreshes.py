@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,17 +30,23 @@ class Deploy:
 
     tmp: Path
     scenario: dict[str, Any]
+    aws: aws_cli.FakeAwsCli
 
     def __post_init__(self) -> None:
         bin_dir = self.tmp / "bin"
-        aws_cli.install(bin_dir, self.tmp / "aws", self.scenario)
+        self.install()
         clock = self.tmp / "clock"
         clock.write_text(str(START))
-        # Time passes only when the script sleeps, so a two-hour wait runs in a moment.
-        (bin_dir / "date").write_text(f'#!/bin/sh\n[ "$1" = +%s ] && exec cat "{clock}"\nexec /bin/date "$@"\n')
-        (bin_dir / "sleep").write_text(f'#!/bin/sh\necho $(( $(cat "{clock}") + $1 )) > "{clock}"\n')
+        # Time passes only when the script sleeps, so a two-hour wait runs in a moment. Shell builtins only: the
+        # script looks at the clock and sleeps once per poll.
+        read_clock = f'read -r now < "{clock}"'
+        (bin_dir / "date").write_text(f'#!/bin/sh\n[ "$1" = +%s ] || exec /bin/date "$@"\n{read_clock}\necho "$now"\n')
+        (bin_dir / "sleep").write_text(f'#!/bin/sh\n{read_clock}\necho $((now + $1)) > "{clock}"\n')
         for name in ("date", "sleep"):
             (bin_dir / name).chmod(0o755)
+        # The script's `python3` (standard library only) is a plain interpreter, as on a runner, not whatever
+        # this machine's PATH has: a version manager's shim (pyenv's) costs a quarter of a second per call.
+        (bin_dir / "python3").symlink_to(sys.executable)
         self.env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "REFRESH_POLL_SECONDS": "30"}
         self.baseline = self.tmp / "refreshes-before"
 
@@ -48,10 +55,14 @@ class Deploy:
         env = {**self.env, "REFRESH_POLL_SECONDS": str(poll)}
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
 
+    def install(self) -> None:
+        """The fake `aws`, answering from the scenario as it is now."""
+        self.aws.install(self.tmp / "bin", self.tmp / "aws", self.scenario)
+
     def start_refresh(self, group: str, refresh: dict[str, Any]) -> None:
         """What `pulumi up` does between `record` and `wait`."""
         self.scenario["refreshes"].setdefault(group, []).append(refresh)
-        aws_cli.install(self.tmp / "bin", self.tmp / "aws", self.scenario)
+        self.install()
 
     @property
     def elapsed(self) -> int:
@@ -66,8 +77,15 @@ def _refresh(id_: str, start: str, *timeline: str, **extra: Any) -> dict[str, An
     return {"id": id_, "start": start, "timeline": list(timeline), "preferences": LAUNCH_FIRST, **extra}
 
 
+@pytest.fixture(scope="module")
+def fake_aws_cli() -> Iterator[aws_cli.FakeAwsCli]:
+    with aws_cli.FakeAwsCli() as server:
+        yield server
+    assert server.errors == [], "the fake failed a check of its own answers"
+
+
 @pytest.fixture
-def deploy(tmp_path: Path) -> Deploy:
+def deploy(tmp_path: Path, fake_aws_cli: aws_cli.FakeAwsCli) -> Deploy:
     scenario = {
         "groups": [
             _group("staging-web", 2),
@@ -76,7 +94,7 @@ def deploy(tmp_path: Path) -> Deploy:
         ],
         "refreshes": {"staging-web": [_refresh("r-old", "2026-11-20T10:00:00Z", "Successful")]},
     }
-    return Deploy(tmp_path, scenario)
+    return Deploy(tmp_path, scenario, fake_aws_cli)
 
 
 def _recorded(deploy: Deploy) -> None:
@@ -111,7 +129,7 @@ def test_a_refresh_that_ends_badly_fails_the_deploy(deploy: Deploy, ending: str,
 
 def test_an_earlier_failed_refresh_does_not_block_this_deploy(deploy: Deploy) -> None:
     deploy.scenario["refreshes"]["staging-db"] = [_refresh("r-broken", "2026-11-24T09:00:00Z", "Failed")]
-    aws_cli.install(deploy.tmp / "bin", deploy.tmp / "aws", deploy.scenario)
+    deploy.install()
     assert deploy.run("record").returncode == 0
     assert "staging-db r-broken" in deploy.baseline.read_text()
     unrelated = deploy.run("wait")
@@ -137,7 +155,7 @@ def test_a_slow_refresh_fails_at_a_deadline_derived_from_the_group(deploy: Deplo
 
 def test_the_deadline_grows_with_the_group(deploy: Deploy) -> None:
     deploy.scenario["groups"][0]["desired"] = 6
-    aws_cli.install(deploy.tmp / "bin", deploy.tmp / "aws", deploy.scenario)
+    deploy.install()
     _recorded(deploy)
     deploy.start_refresh("staging-web", _refresh("r-new", "2026-11-25T14:00:00Z", "InProgress"))
     result = deploy.run("wait", poll=900)
@@ -175,8 +193,8 @@ FakeRun = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
-def fake_aws(tmp_path: Path) -> FakeRun:
-    aws_cli.install(tmp_path / "bin", tmp_path / "aws", {"groups": [], "refreshes": {}})
+def fake_aws(tmp_path: Path, fake_aws_cli: aws_cli.FakeAwsCli) -> FakeRun:
+    fake_aws_cli.install(tmp_path / "bin", tmp_path / "aws", {"groups": [], "refreshes": {}})
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(tmp_path / "bin" / "aws"), *args], capture_output=True, text=True, timeout=60)

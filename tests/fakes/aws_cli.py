@@ -1,14 +1,19 @@
 """A fake `aws` command line for tests of the GitHub-runner scripts (`.github/scripts/*.sh`).
 
-`install(bin_dir, state_dir, scenario)` puts an `aws` executable on a PATH folder. Every call is checked the
-way the real AWS CLI v2 would accept it, against botocore's service model: the operation exists, every
-`--option` names a member of its input shape (CLI option names are the members' names through botocore's
-`xform_name`), values parse as the member's type (integers, `--flag/--no-flag` booleans, lists, `Name=..,Values=..`
-shorthand structures), then botocore's own validator checks required members, ranges, lengths and enums.
+`FakeAwsCli` is one validating server per test module (a thread on loopback); its `install(bin_dir, state_dir,
+scenario)` puts an `aws` executable on a PATH folder: a bash client that forwards its arguments to the server and
+prints the answer, so a call costs a bash start, not a Python start, an import of botocore and a load of its
+service models. Every call is checked the way the real AWS CLI v2 would accept it, against botocore's service
+model: the operation exists, every `--option` names a member of its input shape (CLI option names are the
+members' names through botocore's `xform_name`), values parse as the member's type (integers, `--flag/--no-flag`
+booleans, lists, `Name=..,Values=..` shorthand structures), then botocore's own validator checks required members,
+ranges, lengths and enums.
 Paginated operations take `--page-size`, `--max-items` and `--starting-token` instead of their raw token
 and limit members, as the CLI does.
 A bad call exits 252 with the CLI's kind of message. The answer is built from the scenario, checked
 against the operation's output shape (enum values included), then `--query` (JMESPath) and `--output` apply.
+A fault of the fake itself (a failed check of its own answer) exits 255 with the traceback, and is kept in
+`errors`.
 
 Scenario (JSON, in `state_dir/scenario.json`; a test may rewrite it between script runs):
     {"groups": [{"name": str, "tags": {str: str}, "desired": int, "min": int, "max": int,
@@ -21,9 +26,10 @@ last status stays). Calls are recorded, one JSON line each, in `state_dir/calls.
 
 from __future__ import annotations
 
+import functools
 import json
-import os
-import sys
+import shlex
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -34,25 +40,58 @@ from botocore.exceptions import ParamValidationError
 from botocore.model import OperationModel, Shape, StructureShape
 from botocore.validate import validate_parameters
 
+from tests.fakes.server import FakeServer, Reply, Request
+
 GLOBAL_VALUES = ("--output", "--query", "--region", "--profile", "--endpoint-url")
 GLOBAL_FLAGS = ("--no-cli-pager", "--no-paginate", "--debug")
 PAGING = {"--page-size": "integer", "--max-items": "integer", "--starting-token": "string"}
 USAGE_ERROR = 252  # what AWS CLI v2 exits with for a command it cannot parse
+FAULT = 255  # what AWS CLI v2 exits with when it fails unexpectedly
+
+# The `aws` a script runs: bash, since a Python client's start alone costs ten times its whole run. Request body:
+# the state folder and the arguments, each ended by NUL; answer body: `STATUS OUT_BYTES ERR_BYTES\n` then both texts.
+CLIENT = r"""#!/bin/bash
+LC_ALL=C
+exec 3<>/dev/tcp/127.0.0.1/{port}
+length=0
+for word in {state_dir} "$@"; do length=$((length + ${{#word}} + 1)); done
+printf 'POST / HTTP/1.0\r\nContent-Length: %d\r\n\r\n' "$length" >&3
+printf '%s\0' {state_dir} "$@" >&3
+while IFS= read -r line <&3 && [ "$line" != $'\r' ]; do :; done
+read -r status out_bytes err_bytes <&3
+IFS= read -r -d '' -N "$out_bytes" out <&3
+IFS= read -r -d '' -N "$err_bytes" err <&3
+printf '%s' "$out"
+printf '%s' "$err" >&2
+exit "$status"
+"""
 
 
 class UsageError(Exception):
     pass
 
 
-def install(bin_dir: Path, state_dir: Path, scenario: dict[str, Any]) -> None:
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    (state_dir / "scenario.json").write_text(json.dumps(scenario))
-    wrapper = bin_dir / "aws"
-    wrapper.write_text(
-        f'#!/bin/sh\nFAKE_AWS_DIR="{state_dir}" exec "{sys.executable}" "{Path(__file__).resolve()}" "$@"\n'
-    )
-    wrapper.chmod(0o755)
+class FakeAwsCli(FakeServer):
+    """Answers every `aws` installed with it; one per test module, so botocore loads its models once."""
+
+    def install(self, bin_dir: Path, state_dir: Path, scenario: dict[str, Any]) -> None:
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        (state_dir / "scenario.json").write_text(json.dumps(scenario))
+        port = self.url.rpartition(":")[2]
+        wrapper = bin_dir / "aws"
+        wrapper.write_text(CLIENT.format(state_dir=shlex.quote(str(state_dir)), port=port))
+        wrapper.chmod(0o755)
+
+    def handle(self, request: Request) -> Reply:
+        state_dir, *argv = request.body.decode().split("\0")[:-1]
+        try:
+            status, out, err = respond(Path(state_dir), argv)
+        except Exception:
+            self.errors.append(traceback.format_exc())
+            status, out, err = FAULT, "", traceback.format_exc()
+        head = f"{status} {len(out.encode())} {len(err.encode())}\n"
+        return Reply(body=(head + out + err).encode())
 
 
 def calls(state_dir: Path) -> list[dict[str, Any]]:
@@ -60,20 +99,24 @@ def calls(state_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def main(argv: list[str]) -> int:
-    state_dir = Path(os.environ["FAKE_AWS_DIR"])
+def respond(state_dir: Path, argv: list[str]) -> tuple[int, str, str]:
+    """What the CLI would exit with and print on stdout and stderr."""
     try:
         options, operation, params = parse(argv)
     except UsageError as error:
-        print(f"aws: error: {error}", file=sys.stderr)
-        return USAGE_ERROR
+        return USAGE_ERROR, "", f"aws: error: {error}\n"
     with (state_dir / "calls.jsonl").open("a") as log:
         log.write(json.dumps({"operation": operation.name, "params": params, "options": options}) + "\n")
     answer = ANSWERS[operation.name](state_dir, params)
     _check_output(operation.output_shape, answer, operation.name)
     result = jmespath.search(options["--query"], answer) if "--query" in options else answer
-    print(_text(result) if options.get("--output") == "text" else json.dumps(result, indent=4, default=str))
-    return 0
+    text = _text(result) if options.get("--output") == "text" else json.dumps(result, indent=4, default=str)
+    return 0, text + "\n", ""
+
+
+@functools.cache
+def _session() -> botocore.session.Session:
+    return botocore.session.get_session()
 
 
 def parse(argv: list[str]) -> tuple[dict[str, str], OperationModel, dict[str, Any]]:
@@ -89,7 +132,7 @@ def parse(argv: list[str]) -> tuple[dict[str, str], OperationModel, dict[str, An
         raise UsageError("the following arguments are required: command, operation")
     if options.get("--output", "json") not in ("json", "text", "table", "yaml", "yaml-stream"):
         raise UsageError(f"argument --output: Invalid choice: {options['--output']!r}")
-    session = botocore.session.get_session()
+    session = _session()
     service, command, *arguments = rest
     if service not in session.get_available_services():
         raise UsageError(f"argument command: Invalid choice: {service!r}")
@@ -286,6 +329,3 @@ def _refreshes(state_dir: Path, params: dict[str, Any]) -> dict[str, Any]:
 
 
 ANSWERS = {"DescribeAutoScalingGroups": _groups, "DescribeInstanceRefreshes": _refreshes}
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
