@@ -3,10 +3,10 @@
     python3 dev.py plan STACK --against REF [--json]
 
 Runs the program for STACK twice, offline: as committed at REF (exported with `git archive` into a temporary
-folder) and as it is in the working tree, each in its own process with its own code. Prints the resources
-created, deleted, replaced and updated (with the changed inputs), the groups whose instances roll, and loud
-warnings for dangerous changes. Exit status: 0 compared, 2 the working tree's stack file is invalid or REF is
-unknown, 1 a program failed.
+folder, run in its own process with its own code) and, meanwhile, as it is in the working tree (in this process,
+whose code is the working tree's). Prints the resources created, deleted, replaced and updated (with the changed
+inputs), the groups whose instances roll, and loud warnings for dangerous changes. Exit status: 0 compared,
+2 the working tree's stack file is invalid or REF is unknown, 1 a program failed.
 """
 
 from __future__ import annotations
@@ -21,8 +21,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from offline.diff import ResourceDiff, diff_runs
-from offline.rollout import Rollout, rollout
+import pulumi
+
+from offline.diff import diff_runs
+from offline.harness import run_stack
+from offline.rollout import rollout
+from offline.snapshot import record as snapshot_record
 from offline.stack_files import PROJECT_ROOT, StackFileError, esc_imports
 from offline.summary import whole_numbers
 from rendering.yaml_text import decode_user_data
@@ -61,17 +65,46 @@ def compare(stack: str, ref: str, project: Path = PROJECT_ROOT) -> dict[str, Any
         archive = subprocess.run(["git", "archive", commit], cwd=project, capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(base_dir)], input=archive, check=True)
         base_new = not (base_dir / f"Pulumi.{stack}.yaml").exists()
-        runs = {side: _start(directory, stack) for side, directory in (("base", base_dir), ("head", project))}
+        process = None if base_new else _start(base_dir, stack)
         try:
-            head = _finish(runs["head"], f"the working tree's program for {stack}", config_status=2)
-            base = [] if base_new else _finish(runs["base"], f"the program at {ref} ({commit[:12]}) for {stack}", 1)
+            head = working_tree(stack, project)
+            base = [] if process is None else _finish(process, f"the program at {ref} ({commit[:12]}) for {stack}")
         finally:
-            for process in runs.values():  # the other side of a failed comparison, not left running
-                if process.poll() is None:
-                    process.kill()
-                    process.communicate()
+            if process is not None and process.poll() is None:  # a failed working tree: not left running
+                process.kill()
+                process.communicate()
+    return report(stack, {"ref": ref, "commit": commit, "stackIsNew": base_new}, base, head)
+
+
+def working_tree(stack: str, project: Path) -> list[dict[str, Any]]:
+    """What the working tree's program declares, as the base side's snapshot records it."""
+    try:
+        run = run_stack(stack, project_dir=project)
+    except (pulumi.RunError, StackFileError) as error:
+        message = f"the working tree's program for {stack} rejects its stack configuration:\n{error}"
+        raise CompareError(message, 2) from None
+    return [snapshot_record(r) for r in run.resources]
+
+
+def report(
+    stack: str, against: dict[str, Any], base: list[dict[str, Any]], head: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The comparison of two snapshots; `against` names the base: its ref, commit and whether the stack is new."""
     diffs = diff_runs(base, head)
-    return _report(stack, ref, commit, base_new, len(head), diffs, rollout(head, diffs))
+    plan = rollout(head, diffs)
+    actions = [d.action for d in diffs]
+    return {
+        "stack": stack,
+        "against": against,
+        "offline": True,
+        "summary": {
+            **{action: actions.count(action) for action in SYMBOLS},
+            "unchanged": len(head) - sum(a != "delete" for a in actions),
+        },
+        "resources": [asdict(d) | {"replacedBy": d.replaced_by} for d in diffs],
+        "rollout": [roll.as_data() for roll in plan.rolling],
+        "warnings": plan.warnings,
+    }
 
 
 def _git(project: Path, *args: str) -> str:
@@ -86,32 +119,14 @@ def _start(directory: Path, stack: str) -> subprocess.Popen[str]:
     return subprocess.Popen(command, cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _finish(process: subprocess.Popen[str], what: str, config_status: int) -> list[dict[str, Any]]:
+def _finish(process: subprocess.Popen[str], what: str) -> list[dict[str, Any]]:
     stdout, stderr = process.communicate()
     if process.returncode == 2:
-        raise CompareError(f"{what} rejects its stack configuration:\n{stderr.strip()}", config_status)
+        raise CompareError(f"{what} rejects its stack configuration:\n{stderr.strip()}", 1)
     if process.returncode != 0:
         raise CompareError(f"{what} failed:\n{stderr.strip()}", 1)
     resources: list[dict[str, Any]] = json.loads(stdout)["resources"]
     return resources
-
-
-def _report(
-    stack: str, ref: str, commit: str, base_new: bool, count: int, diffs: list[ResourceDiff], plan: Rollout
-) -> dict[str, Any]:
-    actions = [d.action for d in diffs]
-    return {
-        "stack": stack,
-        "against": {"ref": ref, "commit": commit, "stackIsNew": base_new},
-        "offline": True,
-        "summary": {
-            **{action: actions.count(action) for action in SYMBOLS},
-            "unchanged": count - sum(a != "delete" for a in actions),
-        },
-        "resources": [asdict(d) | {"replacedBy": d.replaced_by} for d in diffs],
-        "rollout": [roll.as_data() for roll in plan.rolling],
-        "warnings": plan.warnings,
-    }
 
 
 def render(report: dict[str, Any]) -> str:

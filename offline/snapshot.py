@@ -33,11 +33,12 @@ def main(argv: list[str]) -> int:
     except (pulumi.RunError, StackFileError) as error:
         print(str(error), file=sys.stderr)
         return 2
-    json.dump({"stack": stack, "resources": [_record(r) for r in run.resources]}, sys.stdout, sort_keys=True)
+    json.dump({"stack": stack, "resources": [record(r) for r in run.resources]}, sys.stdout, sort_keys=True)
     return 0
 
 
-def _record(resource: Any) -> dict[str, Any]:
+def record(resource: Any) -> dict[str, Any]:
+    """One resource as the comparison sees it (`dev.py plan --against` records its working tree's run alike)."""
     secret = set(getattr(resource, "secret_inputs", ()))
     return {
         "urn": resource.urn,

@@ -1,24 +1,37 @@
-"""`dev.py plan <stack> --against <ref>`: both sides run offline in their own processes, then compared."""
+"""`dev.py plan <stack> --against <ref>`: the program at the ref runs in its own process, the working tree's in the
+plan's process, then both are compared.
+
+One test runs the real command in a git repository whose working tree edits a component, so the working tree's
+own code must be what runs and the committed code what runs at the ref. The comparisons of stack-file edits
+need no repository: the committed side of this checkout is the session's recorded run of its program, and the
+working tree's side is `working_tree`, the plan's own call, on a copy with the edited stack file.
+"""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from offline.compare import CompareError, compare, render
+from offline.compare import render, report, working_tree
 from offline.refresh_time import BOOT_SECONDS
+from offline.snapshot import record
 from offline.stack_files import SECRET_PLACEHOLDER, stack_config_map
 from tests.conftest import recorded
-from tests.plan_runs import project_copy
+from tests.plan_runs import plan_in_process, project_copy
 
 GROUP = "aws:autoscaling/group:Group"
 TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+STAGING_GROUPS = ("managers", "frontend", "web", "services", "queue", "db")
+AGAINST = {"ref": "main", "commit": "the committed program", "stackIsNew": False}
 
 
 def _git(project: Path, *args: str) -> str:
@@ -36,31 +49,89 @@ def project(tmp_path: Path) -> Path:
     return copy
 
 
-def _edit(project: Path, stack: str, key: str, change: Any) -> None:
+def _edit(project: Path, stack: str, key: str, change: Callable[[Any], Any]) -> None:
     path = project / f"Pulumi.{stack}.yaml"
     document = yaml.safe_load(path.read_text())
     document["config"][f"swarm-cluster:{key}"] = change(document["config"][f"swarm-cluster:{key}"])
     path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
+@cache
+def _committed(stack: str) -> list[dict[str, Any]]:
+    return [record(r) for r in recorded(stack).resources]
+
+
+def _compared(tmp_path: Path, stack: str, key: str, change: Callable[[Any], Any]) -> dict[str, Any]:
+    """What `plan STACK --against` reports when the working tree edits one key of the stack file."""
+    project = project_copy(tmp_path / "tree")
+    _edit(project, stack, key, change)
+    return report(stack, AGAINST, _committed(stack), working_tree(stack, project))
+
+
 def _actions(report: dict[str, Any]) -> dict[tuple[str, str], str]:
     return {(r["type"], r["name"]): r["action"] for r in report["resources"]}
 
 
-def test_a_clean_tree_against_head_changes_nothing(project: Path) -> None:
-    report = compare("staging", "HEAD", project)
+def test_the_command_runs_the_committed_code_at_the_ref_and_the_working_trees_own(project: Path) -> None:
+    """A new description forces a new security group; its id changes, which the offline ids cannot show."""
+    component = project / "components" / "swarm_node_group.py"
+    component.write_text(component.read_text().replace(": ports of this group only", ": its own ports only"))
+    command = [sys.executable, "-m", "offline.plan", "staging", "--against", "main", "--json"]
+    result = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=300)
+    assert (result.returncode, result.stderr) == (0, "")
+    report = json.loads(result.stdout)
+    actions = _actions(report)
+    groups = {name for (type_, name), action in actions.items() if type_ == SECURITY_GROUP}
+    assert groups == {f"staging-{g}-sg" for g in STAGING_GROUPS}
+    assert {actions[k] for k in actions if k[0] == SECURITY_GROUP} == {"replace"}
+    # Nothing else differs between the two sides: every other change follows from a replaced security group.
+    for resource in report["resources"]:
+        paths = [c["path"] for c in resource["changes"]]
+        if resource["type"] == SECURITY_GROUP:
+            assert paths == ["description"], resource["name"]
+        elif resource["type"] == GROUP:
+            assert paths == ["launchTemplate.version"], resource["name"]
+        else:
+            assert set(resource["because_of"]) <= groups and resource["because_of"], resource["name"]
+    assert report["summary"]["unchanged"] == len(recorded("staging").resources) - len(report["resources"])
+    rules = [r for r in report["resources"] if r["type"].endswith("IngressRule")]
+    frontend_http = next(r for r in rules if r["name"] == "staging-frontend-in-tcp-80-0")
+    assert frontend_http["action"] == "replace" and frontend_http["replacedBy"] == ["securityGroupId"]
+    assert frontend_http["because_of"] == ["staging-frontend-sg"]
+    rolling = {roll["group"]: roll["reasons"] for roll in report["rollout"]}
+    assert set(rolling) == {f"staging-{g}" for g in STAGING_GROUPS}
+    assert rolling["staging-web"] == ["new launch template version (vpcSecurityGroupIds)"]
+    # Each group keeps its name: AWS would refuse the replacement while the old group exists.
+    assert "REPLACEMENT WILL FAIL: staging-web-sg (SecurityGroup) keeps its name" in "\n".join(report["warnings"])
+
+
+def test_an_unknown_ref_exits_2(project: Path) -> None:
+    missing = plan_in_process(project, "staging", "--against", "no-such-ref")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == "error: no-such-ref is not a commit of this repository"
+
+
+def test_an_invalid_working_tree_is_a_config_error(project: Path) -> None:
+    _edit(project, "staging", "consul", lambda consul: {**consul, "serverCount": 2})
+    result = plan_in_process(project, "staging", "--against", "main")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith("error: the working tree's program for staging rejects its stack configuration")
+    assert "Pulumi.staging.yaml: swarm-cluster:consul.serverCount: 2 is even" in result.stderr
+
+
+def test_a_clean_tree_changes_nothing(tmp_path: Path) -> None:
+    report = _compared(tmp_path, "staging", "tags", lambda tags: tags)
     assert report["resources"] == [] and report["rollout"] == [] and report["warnings"] == []
     assert report["summary"]["unchanged"] == len(recorded("staging").resources)
     assert "no instance is replaced" in render(report)
 
 
-def test_an_instance_type_change_rolls_that_group_and_only_it(project: Path) -> None:
+def test_an_instance_type_change_rolls_that_group_and_only_it(tmp_path: Path) -> None:
     def bigger_web(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
         next(g for g in groups if g["name"] == "web")["instanceType"] = "t3.large"
         return groups
 
-    _edit(project, "staging", "nodeGroups", bigger_web)
-    report = compare("staging", "main", project)
+    report = _compared(tmp_path, "staging", "nodeGroups", bigger_web)
     assert _actions(report) == {(TEMPLATE, "staging-web-lt"): "update", (GROUP, "staging-web-asg"): "update"}
     template = next(r for r in report["resources"] if r["type"] == TEMPLATE)
     assert [(c["path"], c["before"], c["after"]) for c in template["changes"]] == [
@@ -76,18 +147,17 @@ def test_an_instance_type_change_rolls_that_group_and_only_it(project: Path) -> 
     assert report["warnings"] == []
 
 
-def test_a_cost_tag_edit_rolls_nothing(project: Path) -> None:
-    _edit(project, "staging", "tags", lambda tags: {**tags, "CostCenter": "finance"})
-    report = compare("staging", "main", project)
+def test_a_cost_tag_edit_rolls_nothing(tmp_path: Path) -> None:
+    report = _compared(tmp_path, "staging", "tags", lambda tags: {**tags, "CostCenter": "finance"})
     assert report["rollout"] == [] and report["summary"]["replace"] == 0
     assert {r["action"] for r in report["resources"]} == {"update"}
     for resource in report["resources"]:
         assert {c["path"].split("[")[0].split(".")[0] for c in resource["changes"]} == {"tags"}, resource["name"]
 
 
-def test_a_new_bucket_name_is_loud_in_production(project: Path) -> None:
-    _edit(project, "production", "registry", lambda registry: {**registry, "bucketName": "example-prod-images-2"})
-    report = compare("production", "main", project)
+def test_a_new_bucket_name_is_loud_in_production(tmp_path: Path) -> None:
+    bucket = {"bucketName": "example-prod-images-2"}
+    report = _compared(tmp_path, "production", "registry", lambda registry: {**registry, **bucket})
     actions = _actions(report)
     assert actions[("aws:s3/bucket:Bucket", "production-cluster-registry-bucket")] == "replace"
     # The bucket's settings and policy refer to it by name: each is replaced along with it.
@@ -109,9 +179,8 @@ def test_a_new_bucket_name_is_loud_in_production(project: Path) -> None:
     assert SECRET_PLACEHOLDER not in json.dumps(report)
 
 
-def test_growing_the_consul_quorum_warns(project: Path) -> None:
-    _edit(project, "production", "consul", lambda consul: {**consul, "serverCount": 5})
-    report = compare("production", "main", project)
+def test_growing_the_consul_quorum_warns(tmp_path: Path) -> None:
+    report = _compared(tmp_path, "production", "consul", lambda consul: {**consul, "serverCount": 5})
     [roll] = report["rollout"]
     assert roll["group"] == "production-cluster-consul" and roll["instances"] == 5
     assert any(
@@ -121,48 +190,8 @@ def test_growing_the_consul_quorum_warns(project: Path) -> None:
     assert {c["path"] for c in group["changes"]} >= {"minSize", "maxSize", "desiredCapacity", "launchTemplate.version"}
 
 
-def test_cli_json_and_unknown_ref(project: Path) -> None:
-    command = [sys.executable, "-m", "offline.plan", "staging", "--against"]
-    result = subprocess.run([*command, "HEAD", "--json"], cwd=project, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["summary"]["unchanged"] == len(recorded("staging").resources)
-    missing = subprocess.run([*command, "no-such-ref"], cwd=project, capture_output=True, text=True, timeout=300)
-    assert missing.returncode == 2
-    assert missing.stderr.strip() == "error: no-such-ref is not a commit of this repository"
-
-
-def test_a_replaced_security_group_replaces_its_rules_and_rolls_its_groups(project: Path) -> None:
-    """A new description forces a new security group; its id changes, which the offline ids cannot show."""
-    component = project / "components" / "swarm_node_group.py"
-    component.write_text(component.read_text().replace(": ports of this group only", ": its own ports only"))
-    report = compare("staging", "main", project)
-    actions = _actions(report)
-    groups = {name for (type_, name), action in actions.items() if type_ == "aws:ec2/securityGroup:SecurityGroup"}
-    assert groups == {f"staging-{g}-sg" for g in ("managers", "frontend", "web", "services", "queue", "db")}
-    assert {actions[k] for k in actions if k[0] == "aws:ec2/securityGroup:SecurityGroup"} == {"replace"}
-    rules = [r for r in report["resources"] if r["type"].endswith("IngressRule")]
-    frontend_http = next(r for r in rules if r["name"] == "staging-frontend-in-tcp-80-0")
-    assert frontend_http["action"] == "replace" and frontend_http["replacedBy"] == ["securityGroupId"]
-    assert frontend_http["because_of"] == ["staging-frontend-sg"]
-    rolling = {roll["group"]: roll["reasons"] for roll in report["rollout"]}
-    assert set(rolling) == {f"staging-{g}" for g in ("managers", "frontend", "web", "services", "queue", "db")}
-    assert rolling["staging-web"] == ["new launch template version (vpcSecurityGroupIds)"]
-    # Each group keeps its name: AWS would refuse the replacement while the old group exists.
-    assert "REPLACEMENT WILL FAIL: staging-web-sg (SecurityGroup) keeps its name" in "\n".join(report["warnings"])
-
-
-def test_an_invalid_working_tree_is_a_config_error(project: Path) -> None:
-    _edit(project, "staging", "consul", lambda consul: {**consul, "serverCount": 2})
-    with pytest.raises(CompareError) as caught:
-        compare("staging", "main", project)
-    assert caught.value.status == 2
-    assert "the working tree's program for staging rejects its stack configuration" in str(caught.value)
-    assert "Pulumi.staging.yaml: swarm-cluster:consul.serverCount: 2 is even" in str(caught.value)
-
-
-def test_a_new_consul_image_on_staging_warns_of_the_lone_server(project: Path) -> None:
-    _edit(project, "staging", "consul", lambda consul: {**consul, "image": "hashicorp/consul:1.20.3"})
-    report = compare("staging", "main", project)
+def test_a_new_consul_image_on_staging_warns_of_the_lone_server(tmp_path: Path) -> None:
+    report = _compared(tmp_path, "staging", "consul", lambda consul: {**consul, "image": "hashicorp/consul:1.20.3"})
     [roll] = report["rollout"]
     assert roll["group"] == "staging-cluster-consul" and roll["how"].endswith("an outage")
     [warning] = report["warnings"]
