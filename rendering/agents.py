@@ -21,6 +21,7 @@ Service
 
 from __future__ import annotations
 
+import functools
 import io
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -61,11 +62,16 @@ def agents_archive() -> bytes:
 
 def bootstrap_files() -> list[dict[str, str]]:
     """The `write_files` entry that puts node_agents/bootstrap.py on the host."""
+    return [{"path": BOOTSTRAP, "permissions": "0444", "owner": "root", "content": _bootstrap_code()}]
+
+
+@functools.cache  # every host carries it
+def _bootstrap_code() -> str:
     code = (_SOURCE / "bootstrap.py").read_text(encoding="utf-8")
     for token in METADATA_TOKENS:
         if token in code:
             raise ValueError(f"node_agents/bootstrap.py contains {token!r}, which RancherOS would replace")
-    return [{"path": BOOTSTRAP, "permissions": "0444", "owner": "root", "content": code}]
+    return code
 
 
 def agent_service(

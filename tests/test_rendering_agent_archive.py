@@ -69,8 +69,10 @@ def test_bootstrap_is_the_repository_file() -> None:
 def test_a_bootstrap_rancheros_would_rewrite_is_refused() -> None:
     source = mock.MagicMock()
     source.__truediv__.return_value.read_text.return_value = 'ADDRESS = "$private_ipv4"\n'
+    agents._bootstrap_code.cache_clear()
     with mock.patch.object(agents, "_SOURCE", source), pytest.raises(ValueError, match=r"\$private_ipv4"):
         bootstrap_files()
+    agents._bootstrap_code.cache_clear()
 
 
 def test_agent_service_is_a_user_docker_service_that_runs_from_the_archive() -> None:
