@@ -75,12 +75,19 @@ def plan(args: list[str]) -> int:
     return _in_venv("-m", "offline.plan", *args)
 
 
+# The suite is CPU-bound: one pytest-xdist worker per core. Each test file runs whole on one worker, so a
+# module-scoped fixture (namespaced network, fake services, a program run) is built once, not once per worker;
+# on 2 cores that beat splitting files (`load`, `worksteal`) and a third worker. Later `-n`/`--dist` win:
+# `python3 dev.py test -n 0` runs serially in one process (pdb, prints).
+PARALLEL = ("-n", "auto", "--dist", "loadfile")
+
+
 def test(args: list[str]) -> int:
     checks = [
         ("ruff check", ["-m", "ruff", "check", "."]),
         ("ruff format --check", ["-m", "ruff", "format", "--check", "."]),
         ("mypy --strict", ["-m", "mypy"]),  # the paths are in pyproject.toml
-        ("pytest", ["-m", "pytest", *args]),
+        ("pytest", ["-m", "pytest", *PARALLEL, *args]),
     ]
     failed = []
     for title, command in checks:

@@ -33,6 +33,9 @@ IMDS = "169.254.169.254"
 INSTANCE_ID, PRIVATE_IP = "i-0123456789abcdef0", "10.30.1.23"
 HOSTNAME = f"staging-managers-{INSTANCE_ID}"
 OPEN_PORT = 8080  # a port no rule concerns: containers keep reaching it
+# The test's own iptables calls take the host's /run/xtables.lock, shared by every namespace and every process
+# (another pytest worker, another checkout's run): without -w a held lock fails the call at once.
+IPTABLES = "iptables-legacy -w"
 # What dockerd 19.03 puts in place when it starts, after node-bootstrap (it keeps an existing DOCKER-USER).
 DOCKERD_RULES = (
     "iptables -I FORWARD 1 -j DOCKER-USER",
@@ -112,7 +115,7 @@ def network() -> Iterator[Network]:
             imds = stack.enter_context(FakeImds(instance_id=INSTANCE_ID, local_ipv4=PRIVATE_IP))
         port = imds.url.rsplit(":", 1)[1]
         sh(
-            f"iptables-legacy -t nat -A PREROUTING -d {IMDS}/32 -p tcp --dport 80 -j DNAT --to 127.0.0.1:{port}",
+            f"{IPTABLES} -t nat -A PREROUTING -d {IMDS}/32 -p tcp --dport 80 -j DNAT --to 127.0.0.1:{port}",
             netns=peer,
         )
         for netns, ports in ((peer, (2375, 8500, OPEN_PORT)), (node, (2375, OPEN_PORT))):
@@ -128,7 +131,7 @@ def _bootstrap() -> str:
 
 
 def _filter_rules(netns: str) -> list[str]:
-    return sh("iptables-legacy -S", netns=netns).splitlines()
+    return sh(f"{IPTABLES} -S", netns=netns).splitlines()
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +141,7 @@ def booted(network: Network, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     result = box.run(_bootstrap(), netns=network.node)
     assert result.returncode == 0, result.stderr
     for rule in DOCKERD_RULES:
-        sh(rule.replace("iptables", "iptables-legacy", 1), netns=network.node)
+        sh(rule.replace("iptables", IPTABLES, 1), netns=network.node)
     return network, box
 
 
