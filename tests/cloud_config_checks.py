@@ -14,6 +14,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -136,19 +137,33 @@ def _sh_c(argv: list[str]) -> str | None:
 
 def shellcheck_errors(text: str) -> list[str]:
     """Every shellcheck finding (all severities), POSIX sh as on RancherOS's busybox."""
-    problems: list[str] = []
-    for name, script in shell_snippets(text):
-        result = subprocess.run(
-            [str(SHELLCHECK), "--shell=sh", "--format=gcc", "-"],
-            input=script,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+    snippets = shell_snippets(text)
+    _shellcheck([script for _, script in snippets if script not in _FINDINGS])
+    return [f"{name}: {finding}" for name, script in snippets for finding in _FINDINGS[script]]
+
+
+# Findings per script text: hosts share most of their scripts, and one text needs checking once.
+_FINDINGS: dict[str, tuple[str, ...]] = {}
+
+
+def _shellcheck(scripts: list[str]) -> None:
+    """Checks the scripts in one shellcheck run (one process per script would cost more than the checks)."""
+    if not scripts:
+        return
+    unique = list(dict.fromkeys(scripts))
+    with tempfile.TemporaryDirectory(prefix="shellcheck-") as folder:
+        paths = [Path(folder) / f"{i}.sh" for i in range(len(unique))]
+        for path, script in zip(paths, unique, strict=True):
+            path.write_text(script)
+        command = [str(SHELLCHECK), "--shell=sh", "--format=gcc", *map(str, paths)]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode not in (0, 1):
-            raise RuntimeError(f"shellcheck failed on {name}: {result.stderr.strip()}")
-        problems.extend(f"{name}: {line.removeprefix('-:')}" for line in result.stdout.splitlines())
-    return problems
+            raise RuntimeError(f"shellcheck failed: {result.stderr.strip()}")
+        for path, script in zip(paths, unique, strict=True):
+            prefix = f"{path}:"
+            _FINDINGS[script] = tuple(
+                line.removeprefix(prefix) for line in result.stdout.splitlines() if line.startswith(prefix)
+            )
 
 
 def non_preloaded_system_services(text: str) -> list[str]:

@@ -7,16 +7,20 @@ is the process itself (exit status, nothing on stderr) starts one with `sys.exec
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 from contextlib import redirect_stderr, redirect_stdout
+from functools import cache
 from pathlib import Path
 
 from offline import plan
-from offline.stack_files import PROJECT_ROOT
+from offline.harness import StackRun, run_stack
+from offline.stack_files import PROJECT_ROOT, stack_config_map
 
 PROGRAM_FILES = ("Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.production.yaml", "__main__.py")
 PROGRAM_DIRS = ("components", "stack_config", "rendering", "offline", "node_agents")
+COST_TAGS = {"CostCenter": "finance", "Owner": "platform-team"}  # one changed, one added
 
 
 def project_copy(tmp_path: Path) -> Path:
@@ -34,3 +38,12 @@ def plan_in_process(project: Path, *args: str) -> subprocess.CompletedProcess[st
     with redirect_stdout(out), redirect_stderr(err):
         status = plan.main(list(args), project_dir=project)
     return subprocess.CompletedProcess(["dev.py", "plan", *args], status, out.getvalue(), err.getvalue())
+
+
+@cache
+def retagged(stack: str) -> StackRun:
+    """The stack's program after the day-2 edit that must replace no instance: its cost tags changed."""
+    values, secrets = stack_config_map(stack)
+    tags = json.loads(values["swarm-cluster:tags"])
+    values["swarm-cluster:tags"] = json.dumps({**tags, **COST_TAGS})
+    return run_stack(stack, config=values, secret_keys=secrets)

@@ -11,6 +11,7 @@ import copy
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,12 @@ class Outcome:
 
 
 def document(stack: str) -> dict[str, Any]:
+    """The stack file as data, the caller's to change: a copy, since parsing it again costs a hundred times more."""
+    return copy.deepcopy(_parsed(stack))
+
+
+@cache
+def _parsed(stack: str) -> dict[str, Any]:
     loaded: dict[str, Any] = yaml.safe_load((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8"))
     return loaded
 

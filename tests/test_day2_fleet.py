@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from functools import cache
 from typing import Any
 
 import pytest
 
-from offline.harness import StackRun, run_stack
-from offline.stack_files import stack_config_map
 from tests.conftest import STACKS, recorded
+from tests.plan_runs import COST_TAGS, retagged
 
 GROUP = "aws:autoscaling/group:Group"
 TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
-COST_TAGS = {"CostCenter": "finance", "Owner": "platform-team"}
-
-
-@cache
-def retagged(stack: str) -> StackRun:
-    values, secrets = stack_config_map(stack)
-    tags = json.loads(values["swarm-cluster:tags"])
-    values["swarm-cluster:tags"] = json.dumps({**tags, **COST_TAGS})  # one changed, one added
-    return run_stack(stack, config=values, secret_keys=secrets)
 
 
 def _without_tags(inputs: dict[str, Any]) -> dict[str, Any]:

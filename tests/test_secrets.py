@@ -9,8 +9,12 @@ import pulumi
 import pytest
 import yaml
 
+from offline import plan
+from offline.artifacts import write_artifacts
 from offline.harness import StackRun, run_stack
-from offline.stack_files import SECRET_PLACEHOLDER, StackFileError, esc_imports, stack_config_map
+from offline.stack_files import PROJECT_ROOT, SECRET_PLACEHOLDER, StackFileError, esc_imports, stack_config_map
+from stack_config.loader import load_stack_config
+from tests.conftest import recorded
 from tests.plan_runs import plan_in_process as _plan
 from tests.plan_runs import project_copy as _project_copy
 
@@ -52,10 +56,14 @@ def test_a_plain_text_secret_is_refused_before_any_resource() -> None:
 
 
 def test_the_same_value_marked_secret_is_accepted() -> None:
+    """The value itself is the program's to refuse only as plain text: a secret of any value (the stack's own
+    run has the offline placeholder) makes the registry's user-data, and nothing else, secret."""
     values, secrets = stack_config_map("production")
     values[SECRET_KEY] = LITERAL
-    run = run_stack("production", config=values, secret_keys=secrets)
-    template = run.named("aws:ec2/launchTemplate:LaunchTemplate", "production-cluster-registry-lt")
+    assert load_stack_config("production", values, secrets) == load_stack_config(
+        "production", *stack_config_map("production")
+    )
+    template = recorded("production").named("aws:ec2/launchTemplate:LaunchTemplate", "production-cluster-registry-lt")
     assert template.secret_inputs == ("userData",)
 
 
@@ -70,12 +78,10 @@ def test_offline_plan_of_a_plain_text_secret_exits_2_and_writes_nothing(tmp_path
 
 
 def test_plan_artifacts_carry_the_placeholder_not_the_secret(tmp_path: Path) -> None:
-    project = _project_copy(tmp_path)
-    ciphertext = yaml.safe_load((project / "Pulumi.production.yaml").read_text())["config"][SECRET_KEY]["secure"]
-    result = _plan(project, "production", "--json")
-    assert result.returncode == 0, result.stderr
-    written = "".join(p.read_text() for p in (project / "build").rglob("*") if p.is_file())
-    assert SECRET_PLACEHOLDER in written and ciphertext not in written + result.stdout
+    ciphertext = yaml.safe_load((PROJECT_ROOT / "Pulumi.production.yaml").read_text())["config"][SECRET_KEY]["secure"]
+    run = recorded("production")
+    written = "".join(p.read_text() for p in write_artifacts(run, tmp_path))
+    assert SECRET_PLACEHOLDER in written and ciphertext not in written + plan.document(run)
 
 
 def test_esc_stack_plans_with_placeholders_and_says_so(tmp_path: Path) -> None:
@@ -84,15 +90,15 @@ def test_esc_stack_plans_with_placeholders_and_says_so(tmp_path: Path) -> None:
     )
     values, secrets = stack_config_map("production", project)
     assert values[SECRET_KEY] == SECRET_PLACEHOLDER and SECRET_KEY in secrets
+    # The program gets what it gets from the stack file without ESC, so it plans as that stack's recorded run does.
+    assert (values, secrets) == stack_config_map("production")
     esc = esc_imports("production", project)
     assert esc is not None and esc.placeholders == (SECRET_KEY,)
-    result = _plan(project, "production")
-    assert result.returncode == 0, result.stderr
-    assert (
-        "note: Pulumi.production.yaml imports the Pulumi ESC environment(s) example/production, which only the "
-        "Pulumi CLI can open" in result.stderr
+    assert esc.notice().startswith(
+        "Pulumi.production.yaml imports the Pulumi ESC environment(s) example/production, which only the "
+        "Pulumi CLI can open"
     )
-    assert f"placeholders for the secret keys it lacks ({SECRET_KEY})" in result.stderr
+    assert f"placeholders for the secret keys it lacks ({SECRET_KEY})" in esc.notice()
 
 
 def test_esc_stack_without_a_required_key_names_it_plainly(tmp_path: Path) -> None:
@@ -108,6 +114,7 @@ def test_esc_stack_without_a_required_key_names_it_plainly(tmp_path: Path) -> No
     )
     result = _plan(project, "staging")
     assert result.returncode == 2 and "missing; this key is required" not in result.stderr
+    assert result.stderr.startswith(f"note: {esc_imports('staging', project).notice()}\n"), "said before planning"
 
 
 def test_stack_without_esc_has_no_placeholders_beyond_its_own_secrets() -> None:
