@@ -28,9 +28,10 @@ TOOLS = ("busybox", "iptables-legacy", "ip", "unshare")
 APPLETS = ("hostname", "mktemp", "cat", "grep", "printf", "mkdir", "timeout")
 CLOCK_START = 1_000_000
 
-# `date +%s` from the clock file; `sleep N` adds N to it and returns at once.
-_DATE = 'if [ "$1" = "+%s" ]; then cat "$SANDBOX/clock"; else exec busybox date "$@"; fi'
-_SLEEP = 'echo "$1" >>"$SANDBOX/sleeps"; echo $(($(cat "$SANDBOX/clock") + $1)) >"$SANDBOX/clock"'
+# `date +%s` from the clock file; `sleep N` adds N to it and returns at once. The clock is read with the
+# shell's `read`, not `cat`: retry loops call these hundreds of times per test, a process each.
+_DATE = 'if [ "$1" = "+%s" ]; then read -r now <"$SANDBOX/clock"; echo "$now"; else exec busybox date "$@"; fi'
+_SLEEP = 'echo "$1" >>"$SANDBOX/sleeps"; read -r now <"$SANDBOX/clock"; echo $((now + $1)) >"$SANDBOX/clock"'
 _RECORD = 'printf "%s\\n" "$*" >>"$SANDBOX/calls.$(basename "$0")"'
 # Debian's busybox 1.35 wget segfaults whenever -T is given; the same wget, with -T applied by `timeout`.
 _WGET = """t=

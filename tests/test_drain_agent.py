@@ -35,11 +35,12 @@ from tests.fakes.consul import FakeConsul
 from tests.fakes.docker import FakeDocker, FakeNode
 from tests.fakes.imds import FakeImds
 
-SCALE = 0.01  # agent seconds -> real seconds: a 300 s window lasts 3 s
+SCALE = 0.002  # agent seconds -> real seconds: a 300 s window lasts 0.6 s, a 5 s poll 10 ms
 GROUP = "staging-web"
 IP, OTHER_IP, MANAGER_IP = "10.30.1.23", "10.30.1.24", "10.30.0.5"
 RESCHEDULE = {"com.docker.swarm.reschedule-policies": '["on-node-failure"]'}
 ENGINE_KEY = f"{DISCOVERY_PREFIX}{IP}:2375"
+LIFECYCLE_ITEM = "autoscaling/target-lifecycle-state"
 
 
 @dataclass
@@ -60,11 +61,11 @@ class Cluster:
         self.consul.kv[f"{DISCOVERY_PREFIX}{ip}:2375"] = f"{ip}:2375".encode()
         return Node(self, imds, engine, ip, instance, managers, self.tmp / f"state-{instance}.json")
 
-    def start(self, node: Node, window: int = 300) -> AgentProcess:
+    def start(self, node: Node, window: int = 300, scale: float = SCALE) -> AgentProcess:
         env = agent_env(
             node.imds.url,
             self.aws,
-            AGENT_TIME_SCALE=str(SCALE),
+            AGENT_TIME_SCALE=str(scale),
             CONSUL_HTTP_ADDR=self.consul.url,
             DOCKER_HOST=node.engine.docker_host,
             DRAIN_GROUP=GROUP,
@@ -115,13 +116,11 @@ class SwarmPrimary(threading.Thread):
         self.cluster, self.node, self.target, self.on_leave = cluster, node, target, on_leave
         self.originals_running_at_leave: dict[str, bool] = {}
         self.leader_at_leave: bytes | None = None
-        self.stop_event = threading.Event()
 
     def run(self) -> None:
         key = f"{DISCOVERY_PREFIX}{self.node.ip}:2375"
-        while key in self.cluster.consul.kv:
-            if self.stop_event.wait(0.01):
-                return
+        consul = self.cluster.consul
+        consul.wait_until(lambda: key not in consul.kv, timeout=None)  # woken by the DELETE itself
         self.leader_at_leave = self.cluster.consul.kv.get(LEADER_KEY)
         self.originals_running_at_leave = {
             c.name: c.running for c in self.node.engine.containers.values() if "com.docker.swarm.id" in c.labels
@@ -151,21 +150,19 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             assert aws.violations == [], "every AWS call matches botocore's model"
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 def finish(agent: AgentProcess) -> str:
     """The agent's output once it has completed the lifecycle action (it then idles: stop it)."""
     agent.stop()
     return agent.output()
 
 
-def completed(aws: FakeAws) -> Callable[[], bool]:
-    return lambda: bool(aws.calls_of("CompleteLifecycleAction"))
+def wait_for_completion(aws: FakeAws) -> None:
+    aws.wait_until(lambda: bool(aws.calls_of("CompleteLifecycleAction")))
+
+
+def wait_for_polls(node: Node, polls: int = 3) -> None:
+    """Until the node's agent has looked at its lifecycle state `polls` times (and could have acted)."""
+    node.imds.wait_until(lambda: node.imds.gets(LIFECYCLE_ITEM) >= polls)
 
 
 def test_normal_drain_moves_labelled_containers_before_stopping_anything(cluster: Cluster) -> None:
@@ -176,11 +173,12 @@ def test_normal_drain_moves_labelled_containers_before_stopping_anything(cluster
     primary = SwarmPrimary(cluster, node, target=f"node-{OTHER_IP}")
     primary.start()
     agent, witnessing = cluster.start(node, window=3000), cluster.start(witness)
-    time.sleep(0.3)
+    wait_for_polls(node)
+    wait_for_polls(witness)
     assert not cluster.aws.calls, "nothing happens while the instance is in service"
     began = time.monotonic()
     node.imds.set_lifecycle_state("Terminated")
-    wait_for(completed(cluster.aws))
+    wait_for_completion(cluster.aws)
     took = time.monotonic() - began
     output = finish(agent)
 
@@ -215,16 +213,17 @@ def test_a_restarted_agent_resumes_and_repeats_no_step(cluster: Cluster) -> None
     SwarmPrimary(cluster, node, target=f"node-{OTHER_IP}").start()
     agent = cluster.start(node, window=3000)
     node.imds.set_lifecycle_state("Terminated")
-    wait_for(lambda: "leave" in StateFile(node.state).load().get("done", []))
+    agent.wait_for(r"step wait")  # logged once "leave" is recorded as done
     agent.kill()
+    assert "leave" in StateFile(node.state).load()["done"]
     heartbeats_before = len(cluster.aws.calls_of("RecordLifecycleActionHeartbeat"))
     lines_before = len(agent.lines)
 
     agent.start()
-    time.sleep(0.5)
-    assert len(cluster.aws.calls_of("RecordLifecycleActionHeartbeat")) > heartbeats_before, "still heartbeating"
+    # still heartbeating
+    cluster.aws.wait_until(lambda: len(cluster.aws.calls_of("RecordLifecycleActionHeartbeat")) > heartbeats_before)
     cluster.consul.kv[RESCHEDULED_PREFIX + IP] = json.dumps([swarm_id]).encode()  # the witness's report
-    wait_for(completed(cluster.aws))
+    wait_for_completion(cluster.aws)
     output = "\n".join(finish(agent).splitlines()[lines_before:])
 
     assert node.stopped().count("swarm-agent") == 1
@@ -246,7 +245,7 @@ def test_without_a_swarm_primary_it_waits_out_the_window_then_completes(cluster:
     agent = cluster.start(node, window=120)
     began = time.monotonic()
     node.imds.set_lifecycle_state("Terminated")
-    wait_for(completed(cluster.aws))
+    wait_for_completion(cluster.aws)
     took = time.monotonic() - began
     output = finish(agent)
 
@@ -259,9 +258,11 @@ def test_without_a_swarm_primary_it_waits_out_the_window_then_completes(cluster:
 def test_a_long_drain_keeps_the_hook_alive_with_heartbeats(cluster: Cluster) -> None:
     node = cluster.node()
     cluster.workload(node, "app", RESCHEDULE)  # nobody reports it moved: the whole window passes
-    agent = cluster.start(node, window=600)
+    # Agent time must pass nearly as the agent counts it: at SCALE the real cost of each 5 s poll (a few
+    # ms) would add seconds of agent time per poll and stretch the 30 s between heartbeats.
+    agent = cluster.start(node, window=600, scale=0.01)
     node.imds.set_lifecycle_state("Terminated")
-    wait_for(completed(cluster.aws))
+    wait_for_completion(cluster.aws)
     output = finish(agent)
 
     heartbeats = cluster.aws.calls_of("RecordLifecycleActionHeartbeat")
@@ -278,7 +279,7 @@ def test_heartbeat_failures_do_not_stop_the_drain(cluster: Cluster) -> None:
     cluster.aws.fail("ValidationError", action="RecordLifecycleActionHeartbeat", times=None)
     agent = cluster.start(node, window=60)
     node.imds.set_lifecycle_state("Terminated")
-    wait_for(completed(cluster.aws))
+    wait_for_completion(cluster.aws)
     assert "heartbeat failed" in finish(agent)
 
 
@@ -287,7 +288,7 @@ def test_a_terminating_manager_hands_over_before_it_leaves(cluster: Cluster) -> 
     cluster.workload(manager, "app", RESCHEDULE)
 
     def replica_takes_over() -> None:
-        wait_for(lambda: "session-primary" in cluster.consul.destroyed_sessions)
+        cluster.consul.wait_until(lambda: "session-primary" in cluster.consul.destroyed_sessions)
         cluster.consul.hold(LEADER_KEY, f"{OTHER_IP}:4000".encode(), "session-new")
 
     threading.Thread(target=replica_takes_over, daemon=True).start()
@@ -295,7 +296,7 @@ def test_a_terminating_manager_hands_over_before_it_leaves(cluster: Cluster) -> 
     primary.start()
     agent = cluster.start(manager, window=60)
     manager.imds.set_lifecycle_state("Terminated")
-    wait_for(completed(cluster.aws))
+    wait_for_completion(cluster.aws)
     output = finish(agent)
 
     assert manager.stopped()[:2] == ["swarm-manager", "swarm-agent"]
@@ -312,7 +313,7 @@ def test_a_lone_manager_stays_primary_and_witnesses_its_own_drain(cluster: Clust
     agent = cluster.start(manager, window=3000)
     began = time.monotonic()
     manager.imds.set_lifecycle_state("Terminated")
-    wait_for(completed(cluster.aws))
+    wait_for_completion(cluster.aws)
     took = time.monotonic() - began
     output = finish(agent)
 

@@ -54,7 +54,7 @@ def test_agent_process_runs_restarts_and_stops(probe_dir: Path) -> None:
             assert sum("started" in line for line in agent.lines) == 2
         assert agent.returncode == 3 and agent.lines[-1] == "probe: terminated"
         with AgentProcess("probe", [], env, cwd=probe_dir) as idle, pytest.raises(AssertionError, match="no match"):
-            idle.wait_for("never", timeout=0.3)
+            idle.wait_for("never", timeout=0.05)
 
 
 def _client() -> Aws:
@@ -97,7 +97,7 @@ class _Echo(BaseHTTPRequestHandler):
 def unix_socket(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "docker.sock"
     server = socketserver.UnixStreamServer(str(path), _Echo)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     yield path
     server.shutdown()

@@ -1,12 +1,16 @@
 """The HTTP plumbing every fake shares: a threaded server on loopback, requests recorded, replies that
-a fake builds from its state, optional per-reply delays."""
+a fake builds from its state, optional per-reply delays, and waiting for a state the agents' requests
+bring about (woken by each request, not by polling)."""
 
 from __future__ import annotations
 
 import json
+import os
+import selectors
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -47,6 +51,8 @@ class FakeServer:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
+        self._answered = threading.Condition(self.lock)
+        self._stop_serving = -1  # write end of the pipe that stops the serving thread
         self.requests: list[Request] = []
         self.errors: list[str] = []  # exceptions raised by `handle` (a bug in the fake): answered 500
         self._server: ThreadingHTTPServer | None = None
@@ -61,6 +67,13 @@ class FakeServer:
             raise RuntimeError(f"{type(self).__name__} is not started: use it as a context manager")
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
+    def wait_until(self, condition: Callable[[], bool], *, timeout: float | None = 20.0) -> None:
+        """Returns once `condition()` holds, checked under the lock now and after every request this fake
+        answers; AssertionError after `timeout` seconds (None: no limit, for a daemon thread)."""
+        with self._answered:
+            if not self._answered.wait_for(condition, timeout):
+                raise AssertionError(f"{type(self).__name__}: condition not reached in {timeout}s")
+
     def _dispatch(self, request: Request) -> Reply:
         with self.lock:
             self.requests.append(request)
@@ -69,6 +82,20 @@ class FakeServer:
             except Exception as error:
                 self.errors.append(f"{request.method} {request.raw_path}: {error!r}")
                 return Reply.text(f"fake error: {error!r}", 500)
+            finally:
+                self._answered.notify_all()
+
+    def _serve(self, server: ThreadingHTTPServer, wake: int) -> None:
+        # Not serve_forever: its shutdown waits up to a poll interval; this loop blocks until a connection
+        # comes or `__exit__` writes to the `wake` pipe (a pipe: the server may live in another network
+        # namespace than the thread that stops it).
+        server.timeout = None
+        with selectors.DefaultSelector() as selector:
+            selector.register(server, selectors.EVENT_READ)
+            selector.register(wake, selectors.EVENT_READ)
+            while all(key.fd != wake for key, _ in selector.select()):
+                server.handle_request()
+        os.close(wake)
 
     def __enter__(self) -> Self:
         fake = self
@@ -108,15 +135,17 @@ class FakeServer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        wake, self._stop_serving = os.pipe()
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=type(self).__name__, daemon=True
+            target=self._serve, args=(self._server, wake), name=type(self).__name__, daemon=True
         )
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if self._server is None or self._thread is None:
+            return
+        os.write(self._stop_serving, b"x")
+        self._thread.join(timeout=5)
+        os.close(self._stop_serving)
+        self._server.server_close()
