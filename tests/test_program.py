@@ -11,7 +11,6 @@ import pytest
 from offline.harness import StackRun, run_stack
 from offline.stack_files import stack_config_map
 from stack_config.loader import load_stack_config
-from tests.cloud_config_checks import incompressible
 from tests.conftest import STACKS, recorded
 
 COMPONENT_TYPE = re.compile(r"^swarmcluster:[a-z]+:[A-Z][A-Za-z]+$")
@@ -109,16 +108,3 @@ def test_aws_names_fit_their_limits(stack: str) -> None:
             assert len(resource.inputs["name"]) <= limit, resource.inputs["name"]
             if type_.startswith("aws:lb/"):
                 assert not resource.inputs["name"].startswith("internal-"), resource.inputs["name"]
-
-
-def test_user_data_too_large_is_a_config_error_naming_the_group() -> None:
-    values, secrets = stack_config_map("staging")
-    values["swarm-cluster:tagVariables"] = json.dumps(
-        # random values: user-data is stored gzip'd, so only text that does not compress reaches the limit
-        [{"tag": f"example.setting{i}", "variable": f"SETTING_{i}", "value": incompressible(256, i)} for i in range(40)]
-    )
-    with pytest.raises(pulumi.RunError) as caught:
-        run_stack("staging", config=values, secret_keys=secrets)
-    message = str(caught.value)
-    assert message.startswith("cannot render the user-data of node group ")
-    assert "EC2 accepts at most 16384 bytes" in message

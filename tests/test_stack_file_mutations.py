@@ -536,6 +536,7 @@ def test_a_renderer_refusal_exits_2_without_asyncio_noise(tmp_path: Path) -> Non
     """What validation cannot foresee (the user-data size) is refused mid-run: still one line, no traceback and
     none of the "Future exception was never retrieved" the pending registrations print at interpreter exit."""
     copy = project_copy(tmp_path)
+    # random values: user-data is stored gzip'd, so only text that does not compress reaches the limit
     variables = [{"tag": f"example.s{i}", "variable": f"V_{i}", "value": incompressible(256, i)} for i in range(40)]
     (copy / "Pulumi.staging.yaml").write_text(
         dump(replaced(document("staging"), ("config", f"{NAMESPACE}:tagVariables"), variables))
@@ -544,7 +545,8 @@ def test_a_renderer_refusal_exits_2_without_asyncio_noise(tmp_path: Path) -> Non
         [sys.executable, "-m", "offline.plan", "staging"], cwd=copy, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 2, result.stderr
-    assert result.stderr.startswith("error: cannot render the user-data of ")
+    assert result.stderr.startswith("error: cannot render the user-data of node group ")
+    assert "EC2 accepts at most 16384 bytes" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
