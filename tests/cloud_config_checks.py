@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,9 @@ def _validator() -> jsonschema.Draft4Validator:
     return jsonschema.Draft4Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
 
 
-def _load(text: str) -> Any:
+@lru_cache(maxsize=256)
+def parsed(text: str) -> Any:
+    """Parsed once per text (every check of a host's user-data parses it; PyYAML takes ~20 ms a host): read-only."""
     return yaml.safe_load(text)
 
 
@@ -53,7 +55,7 @@ def schema_errors(text: str) -> list[str]:
     if text.split("\n", 1)[0] != "#cloud-config":
         problems.append("the first line is not exactly '#cloud-config'; RancherOS would ignore the user-data")
     try:
-        document = _load(text)
+        document = parsed(text)
     except yaml.YAMLError as parse_error:
         return [*problems, f"not YAML: {parse_error}"]
     for error in sorted(_validator().iter_errors(document), key=lambda e: list(e.absolute_path)):
@@ -65,7 +67,7 @@ def schema_errors(text: str) -> list[str]:
 def duplicate_list_items(text: str) -> list[str]:
     """Repeated items in any list (the schema's lists of strings are uniqueItems)."""
     problems = []
-    for path, items in _lists(_load(text), ""):
+    for path, items in _lists(parsed(text), ""):
         seen: list[Any] = []
         for item in items:
             if item in seen:
@@ -89,7 +91,7 @@ def shell_snippets(text: str) -> list[tuple[str, str]]:
     """(name, script) for every shell script or command the user-data makes RancherOS run."""
     for token, value in METADATA_EXAMPLES.items():
         text = text.replace(token, value)
-    document = _load(text) or {}
+    document = parsed(text) or {}
     snippets: list[tuple[str, str]] = []
     for entry in document.get("write_files") or []:
         content = entry.get("content") or ""
@@ -168,7 +170,7 @@ def _shellcheck(scripts: list[str]) -> None:
 
 def non_preloaded_system_services(text: str) -> list[str]:
     """System-docker (a 17.06 fork, no OCI image indexes) may only run images preloaded in the AMI."""
-    services = ((_load(text) or {}).get("rancher") or {}).get("services") or {}
+    services = ((parsed(text) or {}).get("rancher") or {}).get("services") or {}
     return [
         f"rancher.services.{name}: system service with image {service.get('image')!r}"
         for name, service in services.items()
@@ -183,7 +185,7 @@ def unresolved_values(text: str) -> list[str]:
     a `<service>/VAR` key node-bootstrap sets)."""
     problems = [f"placeholder {p} left in the text" for p in sorted(set(re.findall(r"@[A-Z_]+@", text)))]
     problems += [f"{token} in the text" for token in METADATA_EXAMPLES if token in text]
-    document = _load(text) or {}
+    document = parsed(text) or {}
     rancher = document.get("rancher") or {}
     provided = set((rancher.get("environment") or {}).keys())
     for entry in document.get("write_files") or []:

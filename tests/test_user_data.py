@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 from offline.artifacts import MARKER, write_artifacts
 from offline.harness import RecordedResource
@@ -18,6 +17,7 @@ from tests.cloud_config_checks import (
     SCHEMA_PATH,
     duplicate_list_items,
     non_preloaded_system_services,
+    parsed,
     schema_errors,
     shellcheck_errors,
     unresolved_values,
@@ -50,7 +50,7 @@ def test_rancheros_accepts_the_user_data(stack: str, template: str) -> None:
     assert len(base64.b64decode(stored)) <= USER_DATA_LIMIT
     assert schema_errors(text) == []
     assert duplicate_list_items(text) == []
-    assert "args" not in (yaml.safe_load(text).get("rancher", {}).get("docker") or {})
+    assert "args" not in (parsed(text).get("rancher", {}).get("docker") or {})
 
 
 @pytest.mark.parametrize(("stack", "template"), _templates())
@@ -62,7 +62,7 @@ def test_only_preloaded_images_run_in_system_docker_and_nothing_is_left_unresolv
 
 @pytest.mark.parametrize(("stack", "template"), _templates())
 def test_every_user_service_is_pulled_with_retries_and_watched(stack: str, template: str) -> None:
-    document = yaml.safe_load(_text(stack, template))
+    document = parsed(_text(stack, template))
     services = document["rancher"]["services"]
     user = {n: s for n, s in services.items() if s["labels"].get("io.rancher.os.scope") != "system"}
     assert user, "every host runs at least one user-Docker service"
@@ -79,7 +79,7 @@ def test_every_user_service_is_pulled_with_retries_and_watched(stack: str, templ
 def test_the_root_disk_is_resized_on_the_device_the_instance_type_shows(stack: str, template: str) -> None:
     instance_type = recorded(stack).named("aws:ec2/launchTemplate:LaunchTemplate", template).inputs["instanceType"]
     nitro = instance_type.split(".")[0] in {"t3", "t3a", "m5", "c5", "r5", "m6i", "c6i", "r6i"}
-    resize_device = yaml.safe_load(_text(stack, template))["rancher"]["resize_device"]
+    resize_device = parsed(_text(stack, template))["rancher"]["resize_device"]
     assert resize_device == ROOT_DISK["nitro" if nitro else "xen"]
     assert nitro, f"{instance_type}: both stacks run on Nitro types"
 
@@ -99,7 +99,7 @@ def test_every_shell_snippet_passes_shellcheck(stack: str, template: str) -> Non
 def test_labels_and_variables_match_the_group_tags(stack: str, name: str) -> None:
     run, cfg = recorded(stack), config(stack)
     tags = _tags(run.named("aws:autoscaling/group:Group", f"{stack}-{name}-asg"))
-    rancher = yaml.safe_load(_text(stack, f"{stack}-{name}-lt"))["rancher"]
+    rancher = parsed(_text(stack, f"{stack}-{name}-lt"))["rancher"]
     labels = {
         arg.removeprefix("--label=").split("=", 1)[0]: arg.removeprefix("--label=").split("=", 1)[1]
         for arg in rancher["docker"]["extra_args"]
