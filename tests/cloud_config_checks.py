@@ -45,8 +45,9 @@ def _validator() -> jsonschema.Draft4Validator:
 
 @lru_cache(maxsize=256)
 def parsed(text: str) -> Any:
-    """Parsed once per text (every check of a host's user-data parses it; PyYAML takes ~20 ms a host): read-only."""
-    return yaml.safe_load(text)
+    """Parsed once per text (every check of a host's user-data parses it): read-only. `yaml.safe_load`'s
+    constructors on libyaml's parser, the same document at a twentieth of the pure-Python parser's time."""
+    return yaml.load(text, Loader=yaml.CSafeLoader)
 
 
 def schema_errors(text: str) -> list[str]:

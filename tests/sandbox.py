@@ -6,7 +6,7 @@ holds only what the test put in $SANDBOX/run, so the script writes nothing on th
 cannot run here is a stub on PATH: `ros` (RancherOS's CLI), `docker` (user Docker's CLI) and `poweroff`;
 each records its calls. `date +%s` and `sleep` read and advance a clock file, so minutes of retries take
 no time and the test decides what time it is. `iptables` is the real legacy xtables binary (RancherOS's
-kind); `wget` is busybox's, with its -T applied by `timeout` (Debian's busybox 1.35 crashes on -T).
+kind); `wget` is busybox's, with its -T applied by coreutils' `timeout` (Debian's busybox 1.35 crashes on -T).
 
 Without root, namespaces or the Debian packages listed in .ci/debian-packages.txt these tests skip with
 the reason; under CI=true they fail instead.
@@ -33,7 +33,8 @@ CLOCK_START = 1_000_000
 _DATE = 'if [ "$1" = "+%s" ]; then read -r now <"$SANDBOX/clock"; echo "$now"; else exec busybox date "$@"; fi'
 _SLEEP = 'echo "$1" >>"$SANDBOX/sleeps"; read -r now <"$SANDBOX/clock"; echo $((now + $1)) >"$SANDBOX/clock"'
 _RECORD = 'printf "%s\\n" "$*" >>"$SANDBOX/calls.$(basename "$0")"'
-# Debian's busybox 1.35 wget segfaults whenever -T is given; the same wget, with -T applied by `timeout`.
+# Debian's busybox 1.35 wget segfaults whenever -T is given; the same wget, with -T applied by coreutils'
+# `timeout` (busybox's forks a watcher per fetch that outlives it, waking every second until it notices).
 _WGET = """t=
 for a do
   shift
@@ -41,7 +42,7 @@ for a do
   if [ "$a" = -T ]; then t=next; continue; fi
   set -- "$@" "$a"
 done
-exec busybox timeout "${t:-30}" busybox wget "$@"
+exec /usr/bin/timeout "${t:-30}" busybox wget "$@"
 """
 
 

@@ -108,45 +108,61 @@ CONSTRAINTS = [
 AFFINITIES = ["container!=svc-1*", "app==x", "app!=~y", "app!=x", "container==svc-2"]
 
 
+# Strategies are built once: building one per draw (`st.integers(0, 5)` inside the loop) cost more than the
+# planning and checking they feed.
+ROLE = st.sampled_from(ROLES[:1] * 3 + ROLES)
+TIER = st.sampled_from("ab")
+AGE = st.sampled_from([0.0] + [SETTLED] * 4)
+ONE_IN_SIX = st.integers(0, 5)  # 0: unhealthy node, stopped or unscheduled container
+NODE_COUNT, CPUS, MEMORY_GIB = st.integers(2, 5), st.integers(1, 4), st.integers(1, 8)
+CONTAINER_COUNT = st.integers(0, 16)
+APP = st.sampled_from("xyz")
+OPTED_IN = st.integers(0, 4)  # 0: not opted in
+CONSTRAINT_LISTS = st.lists(st.sampled_from(CONSTRAINTS), max_size=2, unique=True)
+AFFINITY_LISTS = st.lists(st.sampled_from(AFFINITIES), max_size=1)
+CONTAINER_CPUS = st.integers(0, 1)
+CONTAINER_MEMORY = st.sampled_from([0, GIB // 2, GIB])
+HOST_PORTS = st.lists(st.sampled_from([("", "80"), ("10.0.0.1", "443")]), max_size=1)
+# Where a container runs among `count` nodes: the first node as likely as all the others together.
+PLACEMENT = {count: st.sampled_from(["ID0"] * count + [f"ID{i}" for i in range(count)]) for count in range(2, 6)}
+
+
 @st.composite
 def clusters(draw: st.DrawFn) -> tuple[list[Node], list[Container]]:
-    count = draw(st.integers(2, 5))
+    count = draw(NODE_COUNT)
     nodes = [
         Node(
             id=f"ID{i}",
             name=node_names[i],
-            labels={
-                "docker.role": draw(st.sampled_from(ROLES[:1] * 3 + ROLES)),
-                "docker.tier": draw(st.sampled_from("ab")),
-            },
-            age=draw(st.sampled_from([0.0] + [SETTLED] * 4)),
-            healthy=draw(st.integers(0, 5)) > 0,
-            cpus=draw(st.integers(1, 4)),
-            memory=draw(st.integers(1, 8)) * GIB,
+            labels={"docker.role": draw(ROLE), "docker.tier": draw(TIER)},
+            age=draw(AGE),
+            healthy=draw(ONE_IN_SIX) > 0,
+            cpus=draw(CPUS),
+            memory=draw(MEMORY_GIB) * GIB,
         )
         for i in range(count)
     ]
     containers = []
-    for k in range(draw(st.integers(0, 16))):
-        labels = {"app": draw(st.sampled_from("xyz"))}
-        if draw(st.integers(0, 4)) > 0:
+    for k in range(draw(CONTAINER_COUNT)):
+        labels = {"app": draw(APP)}
+        if draw(OPTED_IN) > 0:
             labels[OPT_IN_LABEL] = "true"
-        constraints = draw(st.lists(st.sampled_from(CONSTRAINTS), max_size=2, unique=True)) if k % 2 else []
+        constraints = draw(CONSTRAINT_LISTS) if k % 2 else []
         env = tuple(f"constraint:{c}" for c in constraints)
-        env += tuple(f"affinity:{a}" for a in draw(st.lists(st.sampled_from(AFFINITIES), max_size=1)) if k % 3)
+        env += tuple(f"affinity:{a}" for a in draw(AFFINITY_LISTS) if k % 3)
         containers.append(
             Container(
                 id=f"c{k}",
                 name=f"svc-{k}",
-                node=draw(st.sampled_from(nodes[:1] * count + nodes)).id,
+                node=draw(PLACEMENT[count]),
                 labels=labels,
                 env=env,
-                age=draw(st.sampled_from([0.0] + [SETTLED] * 4)),
-                running=draw(st.integers(0, 5)) > 0,
-                scheduled=draw(st.integers(0, 5)) > 0,
-                cpus=draw(st.integers(0, 1)),
-                memory=draw(st.sampled_from([0, GIB // 2, GIB])),
-                host_ports=tuple(draw(st.lists(st.sampled_from([("", "80"), ("10.0.0.1", "443")]), max_size=1))),
+                age=draw(AGE),
+                running=draw(ONE_IN_SIX) > 0,
+                scheduled=draw(ONE_IN_SIX) > 0,
+                cpus=draw(CONTAINER_CPUS),
+                memory=draw(CONTAINER_MEMORY),
+                host_ports=tuple(draw(HOST_PORTS)),
             )
         )
     return nodes, containers
