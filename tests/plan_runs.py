@@ -1,7 +1,9 @@
 """The offline plan as tests run it: in this process, against a copy of the project whose stack files a test edits.
 
 In-process saves the interpreter start and the imports of a new process (about half of a plan); a test whose point
-is the process itself (exit status, nothing on stderr) starts one with `sys.executable -m offline.plan`.
+is the process itself (exit status, nothing on stderr) starts one with `sys.executable -m offline.plan`. Runs of an
+edited config that several test modules look at are made once per session here, as `tests.conftest.recorded` makes
+the stacks' own.
 """
 
 from __future__ import annotations
