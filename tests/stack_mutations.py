@@ -80,7 +80,12 @@ def project(tmp_path: Path) -> Path:
 
 
 def dump(data: Any) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+    """YAML text of `data`: libyaml's emitter (PyYAML's text, five times sooner) unless `data` holds a `Raw` node,
+    whose tag libyaml would drop where the value alone resolves to it (`!!timestamp '2024-01-01'`)."""
+    try:
+        return yaml.dump(data, Dumper=yaml.CSafeDumper, sort_keys=False, allow_unicode=True)
+    except yaml.representer.RepresenterError:
+        return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
 
 
 class Raw:
