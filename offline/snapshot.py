@@ -10,6 +10,7 @@ Exit status: 0 printed, 2 the stack's configuration is invalid (the message on s
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import sys
@@ -64,4 +65,6 @@ def _digest(value: Any) -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    status = main(sys.argv[1:])
+    gc.freeze()  # the interpreter's last collection would walk the run's whole heap only to free it at exit
+    sys.exit(status)
