@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterator
 from functools import cache
 
@@ -21,6 +22,12 @@ def _event_loop() -> Iterator[None]:
     yield
     loop.close()
     asyncio.set_event_loop(None)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The interpreter's last collection would walk the session's whole heap (every cached run) only to free it at
+    exit: about half a second per process, each xdist worker included."""
+    gc.freeze()
 
 
 @cache
