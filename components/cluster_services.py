@@ -5,7 +5,9 @@
 - Consul servers (Swarm discovery and the overlay network store) that find each other by EC2 tag,
   encrypt their gossip, and snapshot their state into the cluster bucket (restored into an empty cluster);
 - the private Docker registry, storing images in the same encrypted, versioned S3 bucket;
-- the node agents' archive in that bucket, which the Consul servers and every Swarm node run their agents from.
+- the node agents' archive in that bucket, which every host runs its agents from;
+- the two secrets as SSM SecureString parameters, each readable by the one role whose hosts fetch it at boot:
+  the gossip key by the Consul servers, the registry's http secret by the registry hosts.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from components.internal_endpoint import InternalEndpoint, InternalEndpointArgs
 from components.node_agents_archive import NodeAgentsArchive, NodeAgentsArchiveArgs
 from components.rancheros_fleet import FleetSize, RancherOSFleet, RancherOSFleetArgs, RootVolume
 from components.registry_bucket import SNAPSHOT_PREFIX, RegistryBucket, RegistryBucketArgs
+from components.secret_parameter import SecretParameter, SecretParameterArgs
 from components.security_rules import SSH_PORT, allow
 from components.user_data import rendered
 from rendering.consul_server import ConsulServerSpec, SnapshotSpec, render_consul_server
-from rendering.registry import RegistrySpec, render_registry_host
+from rendering.host_secret import parameter_name
+from rendering.registry import HttpSecret, RegistrySpec, render_registry_host
 from stack_config.models import Consul, Registry
 
 CONSUL_HTTP_PORT = 8500
@@ -131,9 +135,10 @@ class ClusterServices(pulumi.ComponentResource):
             child,
         )
         count, agents = args.consul.serverCount, self.agents.archive
+        gossip_key = self._secret("consul-gossip-key", "Consul gossip encryption key", args.consul_gossip_key, child)
 
         def render(values: list[Any]) -> str:
-            bucket_name, gossip_key, agents = values
+            bucket_name, agents = values
             spec = ConsulServerSpec(
                 environment=args.cluster.environment,
                 datacenter=args.cluster.environment,
@@ -144,7 +149,7 @@ class ClusterServices(pulumi.ComponentResource):
                 join_tag_value=args.cluster.environment,
                 ssh_authorized_keys=args.cluster.access.sshAuthorizedKeys,
                 instance_type=args.consul.instanceType,
-                gossip_key=gossip_key,
+                gossip_key_parameter=gossip_key.name,
                 gossip_enforcement=args.consul.gossipEnforcement,
                 snapshots=SnapshotSpec(
                     bucket=bucket_name,
@@ -162,8 +167,7 @@ class ClusterServices(pulumi.ComponentResource):
                 ami_id=args.cluster.host_image.ami_id,
                 instance_type=args.consul.instanceType,
                 root_volume=self._root_volume(args.consul.rootVolumeSizeGb),
-                # Secret: it carries the gossip key (Pulumi encrypts it in state and masks it in previews).
-                user_data=pulumi.Output.all(bucket.bucket_name, args.consul_gossip_key, agents).apply(render),
+                user_data=pulumi.Output.all(bucket.bucket_name, agents).apply(render),
                 security_group_ids=[servers.id],
                 subnet_ids=args.cluster.subnet_ids,
                 size=FleetSize(count, count, count),
@@ -180,6 +184,7 @@ class ClusterServices(pulumi.ComponentResource):
                     },
                     *bucket.snapshot_access_statements,
                     *self.agents.read_statements,
+                    *gossip_key.read_statements,
                 ],
                 ssm_session_manager=args.cluster.access.ssmSessionManager,
                 quorum=True,
@@ -200,24 +205,31 @@ class ClusterServices(pulumi.ComponentResource):
             self._endpoint_args("docker", args.registry.port, hosts, nodes, health_check_path="/v2/"),
             child,
         )
-        replicas = args.registry.replicas
+        replicas, statements = args.registry.replicas, list(bucket.access_statements)
+        secret = None
+        if args.registry_http_secret is not None:
+            secret = self._secret(
+                "registry-http-secret", "Docker registry http.secret", args.registry_http_secret, child
+            )
+            statements += [*secret.read_statements, *self.agents.read_statements]
 
         def render(values: list[Any]) -> str:
-            bucket_name, secret = values
+            bucket_name, agents = values
+            http_secret = None if secret is None else HttpSecret(secret.name, agents)
             spec = RegistrySpec(
                 environment=args.cluster.environment,
                 image=args.registry.image,
                 port=args.registry.port,
                 bucket=bucket_name,
                 region=args.cluster.region,
-                http_secret=secret,
+                http_secret=http_secret,
                 ssh_authorized_keys=args.cluster.access.sshAuthorizedKeys,
                 instance_type=args.registry.instanceType,
                 kms_key_id=args.cluster.host_image.kms_key_arn,
             )
             return rendered("the registry hosts", lambda: render_registry_host(spec))
 
-        user_data = pulumi.Output.all(bucket.bucket_name, args.registry_http_secret).apply(render)
+        user_data = pulumi.Output.all(bucket.bucket_name, self.agents.archive).apply(render)
         RancherOSFleet(
             name,
             RancherOSFleetArgs(
@@ -230,7 +242,7 @@ class ClusterServices(pulumi.ComponentResource):
                 size=FleetSize(replicas, replicas, replicas),
                 instance_tags=self._instance_tags(name, "registry", {}),
                 tags=dict(args.cluster.tags),
-                policy_statements=bucket.access_statements,
+                policy_statements=statements,
                 ssm_session_manager=args.cluster.access.ssmSessionManager,
                 min_healthy_percentage=100,
                 # /v2/ fails while S3 does: the load balancer stops routing, but replacing hosts would not help.
@@ -239,6 +251,24 @@ class ClusterServices(pulumi.ComponentResource):
             child,
         )
         return endpoint.address
+
+    def _secret(
+        self, secret: str, description: str, value: pulumi.Input[str], child: pulumi.ResourceOptions
+    ) -> SecretParameter:
+        cluster = self._args.cluster
+        return SecretParameter(
+            f"{self._name}-{secret}",
+            SecretParameterArgs(
+                parameter_name=parameter_name(cluster.environment, secret),
+                description=f"{description} of the {cluster.environment} cluster (fetched by its hosts at boot)",
+                value=value,
+                statement_id="".join(word.capitalize() for word in secret.split("-")),
+                region=cluster.region,
+                kms_key_arn=cluster.host_image.kms_key_arn,
+                tags=cluster.tags,
+            ),
+            child,
+        )
 
     def _endpoint_args(
         self,

@@ -7,13 +7,14 @@
   read, which is how tests point every agent at tests/fakes.
 - Query protocol services are entries of QUERY_SERVICES; `call()` flattens nested parameters the way
   botocore's query serializer does (structures `A.B`, lists `A.member.N`) and turns the `<Action>Result`
-  element into dicts, lists and strings.
+  element into dicts, lists and strings. JSON protocol services (SSM) go through `json_call()`.
 - Throttling, 5xx answers and unreachable endpoints are retried with full-jitter backoff; every other
   AWS error is raised as AwsError with its code.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -50,6 +51,7 @@ class Service:
     signing_name: str  # also the regional endpoint's host prefix
     service_id: str  # botocore's serviceId, as it appears in AWS_ENDPOINT_URL_<ID>
     api_version: str = ""  # query protocol only
+    json_target: str = ""  # JSON protocol only: the X-Amz-Target prefix, e.g. AmazonSSM
 
 
 QUERY_SERVICES = {
@@ -57,6 +59,7 @@ QUERY_SERVICES = {
     "cloudwatch": Service("monitoring", "CLOUDWATCH", "2010-08-01"),
 }
 S3 = Service("s3", "S3")
+SSM = Service("ssm", "SSM", json_target="AmazonSSM")
 
 
 class AwsError(Exception):
@@ -103,13 +106,27 @@ def flatten(params: Any, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def error_of(what: str, status: int, body: bytes) -> AwsError:
-    """AwsError from an XML error body (query protocol or S3); a body that is not one keeps its text."""
+    """AwsError from an error body (query protocol or S3 XML, JSON protocol); any other body keeps its text."""
+    if body.lstrip().startswith(b"{"):
+        return _json_error(what, status, body)
     try:
         root = ET.fromstring(body)
     except ET.ParseError:
         return AwsError(what, status, f"HTTP{status}", body[:200].decode("utf-8", "replace"))
     fields = {_local(element.tag): element.text or "" for element in root.iter()}
     return AwsError(what, status, fields.get("Code", f"HTTP{status}"), fields.get("Message", ""))
+
+
+def _json_error(what: str, status: int, body: bytes) -> AwsError:
+    try:
+        fields = json.loads(body)
+    except ValueError:
+        fields = {}
+    if not isinstance(fields, dict):
+        fields = {}
+    # `__type` may carry a namespace: "com.amazonaws.ssm#ParameterNotFound".
+    code = str(fields.get("__type", f"HTTP{status}")).rpartition("#")[2]
+    return AwsError(what, status, code, str(fields.get("message", fields.get("Message", ""))))
 
 
 # Signed with role credentials that expired in between: fetched again, then retried.
@@ -213,3 +230,10 @@ class Aws:
         response = self.send(spec, f"{service} {action}", "POST", "/", body=body, headers=headers)
         result = ET.fromstring(response.body).find(f"{{*}}{action}Result")
         return {} if result is None or not len(result) else xml_data(result)
+
+    def json_call(self, service: Service, action: str, params: Mapping[str, Any]) -> Any:
+        """A JSON-protocol action (awsJson1_1): its response document."""
+        headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"{service.json_target}.{action}"}
+        body = json.dumps(params).encode("utf-8")
+        response = self.send(service, f"{service.signing_name} {action}", "POST", "/", body=body, headers=headers)
+        return response.json()

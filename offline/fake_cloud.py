@@ -66,6 +66,8 @@ def _computed(type_: str, physical: str, resource_id: str, region: str, inputs: 
         case "aws:iam/role:Role" | "aws:iam/instanceProfile:InstanceProfile":
             kind = "role" if type_.endswith("Role") else "instance-profile"
             return {"arn": f"arn:aws:iam::{ACCOUNT_ID}:{kind}/{physical}"}
+        case "aws:ssm/parameter:Parameter":  # names start with `/`
+            return {"arn": f"arn:aws:ssm:{region}:{ACCOUNT_ID}:parameter{physical}"}
         case "aws:s3/bucket:Bucket":
             return {"arn": f"arn:aws:s3:::{physical}", "bucket": physical}
         case "aws:ec2/launchTemplate:LaunchTemplate":

@@ -1,15 +1,15 @@
 """Node agents on a host: one archive of the `node_agents` package, fetched at boot, and a service per agent.
 
 Delivery
-    Every host that runs agents (Swarm nodes, Consul servers) gets the same zip archive of the repository's
-    `node_agents/*.py` files, byte for byte (`agents_archive`, reproducible), which the program stores in S3
-    under its SHA-256 (components.node_agents_archive). EC2's 16 KB of user-data could not hold the agents next
-    to a host's boot configuration, and code that is not rewritten on its way to the host needs no test that
-    the rewrite kept its behaviour. User-data carries node_agents/bootstrap.py (`bootstrap_files`) and the
-    archive's URL (`AgentArchive`); `agent_service` runs `python3 bootstrap.py <module>`, which
-    downloads the archive into node_agents.bootstrap.ARCHIVE_DIR once, checks its digest and runs the agent
-    from it (zipimport). RancherOS replaces `$private_ipv4` and friends anywhere in user-data, so a bootstrap
-    containing them is refused.
+    Every host that runs agents (Swarm nodes, Consul servers, registry hosts) gets the same zip archive of the
+    repository's `node_agents/*.py` files, byte for byte (`agents_archive`, reproducible), which the program
+    stores in S3 under its SHA-256 (components.node_agents_archive). EC2's 16 KB of user-data could not hold
+    the agents next to a host's boot configuration, and code that is not rewritten on its way to the host
+    needs no test that the rewrite kept its behaviour. User-data carries node_agents/bootstrap.py
+    (`bootstrap_files`) and the archive's URL (`AgentArchive`); `agent_service` runs
+    `python3 bootstrap.py <module>`, which downloads the archive into node_agents.bootstrap.ARCHIVE_DIR once,
+    checks its digest and runs the agent from it (zipimport). RancherOS replaces `$private_ipv4` and friends
+    anywhere in user-data, so a bootstrap containing them is refused.
 
 Service
     A user-Docker RancherOS service made by rendering.node_services.user_service (no `io.rancher.os.scope`:
@@ -82,8 +82,10 @@ def agent_service(
     *,
     args: Sequence[str] = (),
     volumes: Sequence[str] = (),
+    one_shot: bool = False,
 ) -> dict[str, Any]:
-    """{name: the RancherOS service that runs `node_agents.<module> args...` from the fetched archive}."""
+    """{name: the RancherOS service that runs `node_agents.<module> args...` from the fetched archive}
+    (a `one_shot` step: restarted only when it fails, rendering.node_services.user_service)."""
     env = {"PYTHONDONTWRITEBYTECODE": "1", "AGENTS_URL": archive.url, "AWS_REGION": archive.region}
     options: dict[str, Any] = {
         "command": ["python3", BOOTSTRAP, module, *args],
@@ -91,5 +93,5 @@ def agent_service(
         "volumes": [f"{AGENTS_DIR}:{AGENTS_DIR}:ro", f"{ARCHIVE_DIR}:{ARCHIVE_DIR}", *volumes],
         "net": "host",
     }
-    services: dict[str, Any] = user_service(name, AGENT_IMAGE, **options)["rancher"]["services"]
+    services: dict[str, Any] = user_service(name, AGENT_IMAGE, one_shot=one_shot, **options)["rancher"]["services"]
     return services

@@ -19,8 +19,13 @@ the newest valid snapshot into a cluster that started empty, then saves the lead
 every interval. It reads the autopilot block of the same config file, to apply it to clusters that
 bootstrapped without it.
 
-Gossip is encrypted with the stack's 32-byte key. `gossip_enforcement` other than "full" is one of
-the two intermediate steps of turning encryption on in a running cluster (README, "Gossip encryption").
+Gossip is encrypted with the stack's 32-byte key, which user-data only names: the one-shot step
+`consul-gossip-key` (rendering.host_secret) writes `{"encrypt": key}` from SSM Parameter Store into a file of
+its own, and the server waits for it too. Consul runs as the image's `consul` user (the entrypoint's su-exec),
+so the server's start copies the file, still as root, into the image's config directory, mode 0600 and owned
+by `consul`; the entrypoint passes that directory to the agent (`-config-dir=/consul/config`) beside our
+`-config-file`. `gossip_enforcement` other than "full" is one of the two intermediate steps of turning
+encryption on in a running cluster (README, "Gossip encryption").
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rendering.agents import AgentArchive, agent_service, bootstrap_files
+from rendering.host_secret import SECRETS_VOLUME, HostSecret, secret_step
 from rendering.inputs import require_image, require_name
 from rendering.node_services import ConfigFile, configured_service, host_user_data
 from rendering.rancheros_host import host_document
@@ -42,8 +48,10 @@ DATA_DIR = "/opt/consul/data"
 CONFIG_FILE = "server.json"
 SERVER_SERVICE = "consul-server"
 SNAPSHOT_AGENT = "consul-snapshot"
+GOSSIP_KEY_STEP = "consul-gossip-key"
 AFTER_LABEL = "io.rancher.os.after"
 _IN_CONTAINER = "/etc/consul.d"
+_IMAGE_CONFIG_DIR = "/consul/config"  # the entrypoint's -config-dir, owned by consul
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
 _DATACENTER = re.compile(r"[a-z0-9_-]{1,64}")
 _TAG = re.compile(r"[A-Za-z0-9_.:/+@-]{1,128}")  # go-discover splits on spaces; `=` would be ambiguous
@@ -83,7 +91,7 @@ class ConsulServerSpec:
     join_tag_value: str
     ssh_authorized_keys: Sequence[str]
     instance_type: str  # sets rancher.resize_device
-    gossip_key: str  # base64 of 32 bytes (validated with the stack config)
+    gossip_key_parameter: str  # SSM SecureString holding the base64 of 32 bytes (validated with the stack config)
     snapshots: SnapshotSpec
     agents: AgentArchive  # where the snapshot agent's code is fetched from
     gossip_enforcement: str = "full"
@@ -115,7 +123,6 @@ def render_consul_config(spec: ConsulServerSpec) -> str:
         "ui_config": {"enabled": True},
         "disable_update_check": True,
         "log_level": "INFO",
-        "encrypt": spec.gossip_key,
         "encrypt_verify_incoming": verify_incoming,
         "encrypt_verify_outgoing": verify_outgoing,
         "leave_on_terminate": True,
@@ -127,18 +134,21 @@ def render_consul_config(spec: ConsulServerSpec) -> str:
 def render_consul_server(spec: ConsulServerSpec) -> str:
     what = f"{spec.environment} consul server"
     config = ConfigFile(CONFIG_DIR, _IN_CONTAINER, CONFIG_FILE, render_consul_config(spec), mode="0644")
+    key = HostSecret(GOSSIP_KEY_STEP, spec.gossip_key_parameter, ("--json-key", "encrypt"))
     service = configured_service(
         SERVER_SERVICE,
         require_image(spec.image, f"{what}: image"),
         config,
         "docker-entrypoint.sh agent -config-file={file}",
-        volumes=[f"{DATA_DIR}:/consul/data"],
+        volumes=[f"{DATA_DIR}:/consul/data", SECRETS_VOLUME],
+        waits_for=[key.path],
+        prepare=f"install -m 0600 -o consul -g consul {key.path} {_IMAGE_CONFIG_DIR}/gossip-key.json",
         uts="host",
     )
     agent = _snapshot_agent(spec.snapshots, spec.agents, f"{_IN_CONTAINER}/{CONFIG_FILE}")
     environment = require_name(spec.environment, "environment")
     base = host_document(environment, "consul", spec.ssh_authorized_keys, spec.instance_type)
-    return host_user_data(merge(merge(base, service), agent), what)
+    return host_user_data(merge(merge(merge(base, service), agent), secret_step(key, spec.agents)), what)
 
 
 def _snapshot_agent(snapshots: SnapshotSpec, agents: AgentArchive, config_path: str) -> dict[str, Any]:

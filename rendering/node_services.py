@@ -48,16 +48,22 @@ DOCKER_WAIT_SECONDS = 300
 HEALTH_DEADLINE_SECONDS = 1500
 HEALTH_INTERVAL_SECONDS = 15
 _AFTER = "io.rancher.os.after"
+# Docker restarts the container when it exits non-zero (after 0.1 s, doubling up to a minute), never after it
+# succeeded. Every boot runs it again: RancherOS starts each service's container that is not running
+# (libcompose docker/container.go, Container.Up), exited or not.
+ONE_SHOT_RESTART = "on-failure"
 
 
-def user_service(name: str, image: str, **options: Any) -> dict[str, Any]:
-    """User-data that runs `image` as the user-Docker RancherOS service `name`, restarted whenever it exits.
+def user_service(name: str, image: str, *, one_shot: bool = False, **options: Any) -> dict[str, Any]:
+    """User-data that runs `image` as the user-Docker RancherOS service `name`, restarted whenever it exits;
+    a `one_shot` service only when it fails (node-health then wants it exited 0, not running).
 
     `labels` in options are added; `io.rancher.os.after` there lists more services to start after.
     """
     labels = dict(options.pop("labels", {}))
     after = [IMAGES_SERVICE, *filter(None, labels.pop(_AFTER, "").split(","))]
-    service = {"image": image, "labels": {_AFTER: ",".join(after), **labels}, "restart": "always", **options}
+    restart = ONE_SHOT_RESTART if one_shot else "always"
+    service = {"image": image, "labels": {_AFTER: ",".join(after), **labels}, "restart": restart, **options}
     return {"rancher": {"services": {name: service}}}
 
 
@@ -71,15 +77,29 @@ class ConfigFile:
 
 
 def configured_service(
-    name: str, image: str, config: ConfigFile, command: str, volumes: Sequence[str] = (), **options: Any
+    name: str,
+    image: str,
+    config: ConfigFile,
+    command: str,
+    volumes: Sequence[str] = (),
+    *,
+    waits_for: Sequence[str] = (),
+    prepare: str | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
     """A long-running user service and the config file it reads, as user-data to merge into the host's.
 
     The console writes the file while user services may already start, so the service waits for the
-    file before it execs `command`, in which `{file}` stands for the file's path in the container.
+    file (and the container paths `waits_for`, files that other services write) before it execs `command`,
+    in which `{file}` stands for the file's path in the container. `prepare` runs just before; if it fails,
+    the container exits and is restarted.
     """
     path = f"{config.container_dir}/{config.name}"
-    start = f"until [ -s {path} ]; do echo waiting for {path}; sleep 2; done; exec {command.format(file=path)}"
+    files = [path, *waits_for]
+    ready = " && ".join(f"[ -s {file} ]" for file in files)
+    run = f"exec {command.format(file=path)}"
+    start = f"until {ready}; do echo waiting for {' '.join(files)}; sleep 2; done; "
+    start += f"{prepare} && {run}" if prepare else run
     written = {"path": f"{config.host_dir}/{config.name}", "permissions": config.mode, "owner": "root"}
     service = user_service(
         name,
@@ -99,8 +119,14 @@ def host_user_data(document: Mapping[str, Any], what: str) -> str:
     for name, service in services.items():
         if name not in user and not service["image"].startswith(PRELOADED_IMAGE_PREFIX):
             raise ValueError(f"{what}: system service {name} uses {service['image']}, which is not preloaded")
-    listing = "\n".join(f"{name} {s['image']}" for name, s in sorted(user.items()))
+    listing = "\n".join(_listed(name, s) for name, s in sorted(user.items()))
     return finish(merge(document, _supervisors(listing)), what)
+
+
+def _listed(name: str, service: Mapping[str, Any]) -> str:
+    """node-images' and node-health's line for a service: `name image`, and `once` for a one-shot step."""
+    once = " once" if service.get("restart") == ONE_SHOT_RESTART else ""
+    return f"{name} {service['image']}{once}"
 
 
 def _supervisors(listing: str) -> dict[str, Any]:

@@ -6,6 +6,11 @@ forwarded container traffic). Redirects are disabled so engines never need S3 ac
 presigned URLs never outlive role credentials; every blob goes through the registry instead. Deletes
 stay off (no garbage-collection process exists here). Uploads abandoned for a week are purged.
 
+The replicas' shared `http.secret` never enters user-data: the one-shot step `registry-http-secret`
+(rendering.host_secret) writes it from SSM Parameter Store as one line, and the registry's start, after
+waiting for that file, reads it into REGISTRY_HTTP_SECRET, exported to `registry serve`: distribution reads
+that variable in place of http.secret. Only then do registry hosts run agents at all.
+
 Objects are written with `keyid` (the bucket's KMS key) when one is given: `encrypt: true` alone makes
 the driver request AES256 on every PUT, overriding the bucket's default KMS encryption. The bucket
 enforces BucketOwnerEnforced, which rejects the driver's default `x-amz-acl: private` with
@@ -19,16 +24,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rendering.inputs import require_image, require_name, require_text
+from rendering.agents import AgentArchive, bootstrap_files
+from rendering.host_secret import SECRETS_VOLUME, HostSecret, secret_step
+from rendering.inputs import require_image, require_name
 from rendering.node_services import ConfigFile, configured_service, host_user_data
 from rendering.rancheros_host import host_document
 from rendering.yaml_text import dump_yaml, merge
 
 CONFIG_DIR = "/opt/registry"
+SERVICE = "docker-registry"
+SECRET_STEP = "registry-http-secret"
+SECRET_VARIABLE = "REGISTRY_HTTP_SECRET"  # distribution's override of http.secret
 _IN_CONTAINER = "/etc/docker/registry"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
 _KMS_KEY_ARN = re.compile(r"arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-[0-9]:[0-9]{12}:(key|alias)/[A-Za-z0-9/_-]+")
+
+
+@dataclass(frozen=True)
+class HttpSecret:
+    parameter: str  # SSM SecureString holding http.secret
+    agents: AgentArchive  # where the step that fetches it runs from
 
 
 @dataclass(frozen=True)
@@ -38,7 +54,7 @@ class RegistrySpec:
     port: int  # 5000
     bucket: str
     region: str
-    http_secret: str | None  # shared secret when replicas > 1; None for one replica
+    http_secret: HttpSecret | None  # needed when replicas > 1; None: each replica makes its own
     ssh_authorized_keys: Sequence[str]
     instance_type: str  # sets rancher.resize_device
     kms_key_id: str | None = None  # the bucket's KMS key (ARN); None: SSE-S3 (AES256)
@@ -52,10 +68,6 @@ def render_registry_config(spec: RegistrySpec) -> str:
     if not _REGION.fullmatch(spec.region):
         raise ValueError(f"region {spec.region!r} is not an AWS region such as eu-west-1")
     http: dict[str, Any] = {"addr": f":{spec.port}", "headers": {"X-Content-Type-Options": ["nosniff"]}}
-    if spec.http_secret is not None:
-        if not spec.http_secret.strip():
-            raise ValueError("http_secret is empty; pass None for a single replica")
-        http["secret"] = require_text(spec.http_secret, "http_secret", single_line=True)
     s3: dict[str, Any] = {"region": spec.region, "bucket": spec.bucket, "encrypt": True}
     if spec.kms_key_id is not None:
         if not _KMS_KEY_ARN.fullmatch(spec.kms_key_id):
@@ -85,11 +97,21 @@ def render_registry_config(spec: RegistrySpec) -> str:
 
 def render_registry_host(spec: RegistrySpec) -> str:
     what = f"{spec.environment} registry"
-    # 0600: the file may hold the http secret; the registry runs as root.
-    config = ConfigFile(CONFIG_DIR, _IN_CONTAINER, "config.yml", render_registry_config(spec), mode="0600")
-    service = configured_service(
-        "docker-registry", require_image(spec.image, f"{what}: image"), config, "registry serve {file}"
-    )
+    config = ConfigFile(CONFIG_DIR, _IN_CONTAINER, "config.yml", render_registry_config(spec), mode="0644")
+    image, command = require_image(spec.image, f"{what}: image"), "registry serve {file}"
     environment = require_name(spec.environment, "environment")
     base = host_document(environment, "registry", spec.ssh_authorized_keys, spec.instance_type)
-    return host_user_data(merge(base, service), what)
+    if spec.http_secret is None:
+        return host_user_data(merge(base, configured_service(SERVICE, image, config, command)), what)
+    secret = HostSecret(SECRET_STEP, spec.http_secret.parameter, ("--line",))
+    service = configured_service(
+        SERVICE,
+        image,
+        config,
+        command,
+        volumes=[SECRETS_VOLUME],
+        waits_for=[secret.path],
+        prepare=f"IFS= read -r {SECRET_VARIABLE} <{secret.path} && export {SECRET_VARIABLE}",
+    )
+    step = merge({"write_files": bootstrap_files()}, secret_step(secret, spec.http_secret.agents))
+    return host_user_data(merge(merge(base, service), step), what)

@@ -23,6 +23,7 @@ NAME_LIMITS: dict[str, int] = {
     "aws:autoscaling/group:Group": 255,
     "aws:autoscaling/policy:Policy": 255,
     "aws:autoscaling/lifecycleHook:LifecycleHook": 255,
+    "aws:ssm/parameter:Parameter": 1011,
 }
 _HASH_LENGTH = 8
 

@@ -113,8 +113,9 @@ class RancherOS(Strict):
     kmsKeyArn: KmsKeyArn | None = Field(
         None,
         description=(
-            "KMS key (key ARN, not alias) for EBS volumes and the registry bucket and its objects; "
-            "without it the account's default EBS key and S3-managed keys (SSE-S3)."
+            "KMS key (key ARN, not alias) for EBS volumes, the registry bucket and its objects, and the SSM "
+            "parameters holding the secrets; without it the account's default EBS key, S3-managed keys (SSE-S3) "
+            "and the account's `aws/ssm` key."
         ),
     )
 
@@ -378,15 +379,18 @@ class Secrets(Strict):
         description=(
             "The Consul servers' gossip encryption key: "
             '`pulumi config set --secret swarm-cluster:consulGossipKey "$(openssl rand -base64 32)"` (or an '
-            "`fn::secret` of an imported Pulumi ESC environment). Rendered only into the Consul servers' user-data, "
-            "which Pulumi then keeps encrypted; a wrong value is reported without being shown. Change it only as "
-            "described in [Gossip encryption](#gossip-encryption)."
+            "`fn::secret` of an imported Pulumi ESC environment). Stored as the SSM SecureString "
+            "`/swarm-cluster/<environment>/consul-gossip-key` (with `rancheros.kmsKeyArn` when set), which only the "
+            "Consul servers' role may read, at boot; never in user-data. A wrong value is reported without being "
+            "shown. Change it only as described in [Gossip encryption](#gossip-encryption)."
         )
     )
     registryHttpSecret: SecretText | None = Field(
         None,
         description=(
-            "Shared `http.secret` of the registry replicas; required when `registry.replicas` > 1. "
+            "Shared `http.secret` of the registry replicas; required when `registry.replicas` > 1. Stored as the SSM "
+            "SecureString `/swarm-cluster/<environment>/registry-http-secret`, which only the registry hosts' role may "
+            "read, at boot; never in user-data. "
             'Set it encrypted: `pulumi config set --secret swarm-cluster:registryHttpSecret "$(openssl rand -hex 32)"` '
             "(a `secure:` value), or an `fn::secret` value under `pulumiConfig` of a Pulumi ESC environment the "
             "stack imports. A plain-text value is a config error, so a literal never reaches the state, the preview "

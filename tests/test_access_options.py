@@ -8,9 +8,8 @@ from functools import cache
 import yaml
 
 from offline.harness import StackRun, run_stack
-from offline.stack_files import SECRET_PLACEHOLDER, stack_config_map
+from offline.stack_files import stack_config_map
 from rendering.yaml_text import decode_user_data
-from tests.conftest import recorded
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0ZXN0a2V5Zm9ydGhlcmVuZGVyZXJ0ZXN0cw== ops@example"
 ZONE = "Z0123456789ABCDEFGHIJ"
@@ -60,27 +59,3 @@ def test_existing_zone_is_used_and_none_is_created() -> None:
     records = run.of_type("aws:route53/record:Record")
     assert len(records) == 3 and {r.inputs["zoneId"] for r in records} == {ZONE}
     assert run.exports["internalZoneId"] == ZONE
-
-
-def test_registry_secret_is_marked_secret_and_rendered() -> None:
-    template = recorded("production").named("aws:ec2/launchTemplate:LaunchTemplate", "production-cluster-registry-lt")
-    assert template.secret_inputs == ("userData",), "Pulumi must encrypt user-data that carries the secret"
-    user_data = yaml.safe_load(decode_user_data(template.inputs["userData"]))
-    [config] = [f for f in user_data["write_files"] if f["path"].endswith("config.yml")]
-    assert yaml.safe_load(config["content"])["http"]["secret"] == SECRET_PLACEHOLDER
-    staging = recorded("staging").named("aws:ec2/launchTemplate:LaunchTemplate", "staging-cluster-registry-lt")
-    assert staging.secret_inputs == ()
-
-
-def test_gossip_key_is_rendered_only_into_secret_consul_user_data() -> None:
-    for stack in ("staging", "production"):
-        template = recorded(stack).named("aws:ec2/launchTemplate:LaunchTemplate", f"{stack}-cluster-consul-lt")
-        assert template.secret_inputs == ("userData",), "Pulumi must encrypt user-data that carries the key"
-        user_data = yaml.safe_load(decode_user_data(template.inputs["userData"]))
-        [config] = [f for f in user_data["write_files"] if f["path"].endswith("server.json")]
-        assert json.loads(config["content"])["encrypt"] == SECRET_PLACEHOLDER
-        # The registry's secret has the same offline placeholder; the Swarm nodes carry no secret at all.
-        nodes = [
-            t for t in recorded(stack).of_type("aws:ec2/launchTemplate:LaunchTemplate") if "-cluster-" not in t.name
-        ]
-        assert nodes and all(t.secret_inputs == () for t in nodes)

@@ -22,7 +22,7 @@ from tests.cloud_config_checks import (
     shellcheck_errors,
 )
 
-GOSSIP_KEY = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="
+GOSSIP_KEY_PARAMETER = "/swarm-cluster/staging/consul-gossip-key"
 KMS_KEY = "arn:aws:kms:eu-west-1:123456789012:key/5f0c9a2e-8b1d-4c7e-9a36-2d4b8e1f0c77"
 AGENTS = AgentArchive(
     f"https://example-staging-docker-registry.s3.eu-west-1.amazonaws.com/node-agents/{'c' * 64}.zip", "eu-west-1"
@@ -41,7 +41,7 @@ def spec(**changes: Any) -> ConsulServerSpec:
         join_tag_value="staging",
         ssh_authorized_keys=[KEY],
         instance_type="t3.small",
-        gossip_key=GOSSIP_KEY,
+        gossip_key_parameter=GOSSIP_KEY_PARAMETER,
         snapshots=SnapshotSpec("example-staging-docker-registry", "consul-snapshots/", 300, KMS_KEY),
         agents=AGENTS,
     )
@@ -58,7 +58,7 @@ def test_config_parses_back() -> None:
     assert config["ui_config"] == {"enabled": True}
     assert config["data_dir"] == "/consul/data"
     assert config["bind_addr"] == '{{ GetInterfaceIP "eth0" }}'
-    assert config["encrypt"] == GOSSIP_KEY
+    assert "encrypt" not in config, "the key comes from SSM, in a file of its own (tests/test_host_secrets.py)"
     assert config["leave_on_terminate"] is True
 
 

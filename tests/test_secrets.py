@@ -57,14 +57,16 @@ def test_a_plain_text_secret_is_refused_before_any_resource() -> None:
 
 def test_the_same_value_marked_secret_is_accepted() -> None:
     """The value itself is the program's to refuse only as plain text: a secret of any value (the stack's own
-    run has the offline placeholder) makes the registry's user-data, and nothing else, secret."""
+    run has the offline placeholder) becomes the value of an SSM parameter, which Pulumi keeps secret."""
     values, secrets = stack_config_map("production")
     values[SECRET_KEY] = LITERAL
     assert load_stack_config("production", values, secrets) == load_stack_config(
         "production", *stack_config_map("production")
     )
-    template = recorded("production").named("aws:ec2/launchTemplate:LaunchTemplate", "production-cluster-registry-lt")
-    assert template.secret_inputs == ("userData",)
+    parameter = recorded("production").named(
+        "aws:ssm/parameter:Parameter", "production-cluster-registry-http-secret-parameter"
+    )
+    assert parameter.secret_inputs == ("value",)
 
 
 def test_offline_plan_of_a_plain_text_secret_exits_2_and_writes_nothing(tmp_path: Path) -> None:
@@ -80,8 +82,9 @@ def test_offline_plan_of_a_plain_text_secret_exits_2_and_writes_nothing(tmp_path
 def test_plan_artifacts_carry_the_placeholder_not_the_secret(tmp_path: Path) -> None:
     ciphertext = yaml.safe_load((PROJECT_ROOT / "Pulumi.production.yaml").read_text())["config"][SECRET_KEY]["secure"]
     run = recorded("production")
-    written = "".join(p.read_text() for p in write_artifacts(run, tmp_path))
-    assert SECRET_PLACEHOLDER in written and ciphertext not in written + plan.document(run)
+    written, document = "".join(p.read_text() for p in write_artifacts(run, tmp_path)), plan.document(run)
+    assert SECRET_PLACEHOLDER not in written, "user-data carries no secret, not even the placeholder"
+    assert SECRET_PLACEHOLDER in document and ciphertext not in written + document
 
 
 def test_esc_stack_plans_with_placeholders_and_says_so(tmp_path: Path) -> None:

@@ -69,10 +69,12 @@ def test_every_user_service_is_pulled_with_retries_and_watched(stack: str, templ
     scripts = {f["path"]: f["content"] for f in document["write_files"]}
     for name, service in user.items():
         assert "node-images" in service["labels"]["io.rancher.os.after"].split(",")
-        assert service["restart"] == "always"
+        one_shot = service.get("command", [])[2:3] == ["secret_file"]  # fetches a secret, then is done
+        assert service["restart"] == ("on-failure" if one_shot else "always")
+        line = f"{name} {service['image']}" + (" once" if one_shot else "")
         for watcher in ("/usr/local/sbin/node-images", "/usr/local/sbin/node-health"):
             listing = re.search(r"^services='([^']*)'$", scripts[watcher], re.MULTILINE)
-            assert listing is not None and f"{name} {service['image']}" in listing.group(1).splitlines()
+            assert listing is not None and line in listing.group(1).splitlines()
 
 
 @pytest.mark.parametrize(("stack", "template"), _templates())

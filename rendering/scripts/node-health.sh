@@ -1,11 +1,11 @@
 #!/bin/sh
-# node-health: once per boot, waits until this node is healthy: node-bootstrap validated its identity and
-# every user-Docker service it needs runs without restarting. A node that is not healthy by the deadline
-# says why on the console (EC2 GetConsoleOutput) and powers off; the launch template's shutdown behaviour
-# is `terminate`, so the autoscaling group replaces it. The deadline is long compared with a normal boot
-# and with the group's health check grace period, so a broken image or registry costs one replacement per
-# deadline per instance, never a tight loop. Failures of shared services (Consul quorum, S3) do not count:
-# replacing nodes would not fix them.
+# node-health: once per boot, waits until this node is healthy: node-bootstrap validated its identity,
+# every user-Docker service it needs runs without restarting, and every one-shot step (`once`) exited 0.
+# A node that is not healthy by the deadline says why on the console (EC2 GetConsoleOutput) and powers
+# off; the launch template's shutdown behaviour is `terminate`, so the autoscaling group replaces it. The
+# deadline is long compared with a normal boot and with the group's health check grace period, so a broken
+# image or registry costs one replacement per deadline per instance, never a tight loop. Failures of shared
+# services (Consul quorum, S3) do not count: replacing nodes would not fix them.
 set -u
 me=node-health
 PATH=$PATH:/var/lib/rancher/engine
@@ -21,14 +21,24 @@ identity=@IDENTITY@
 problems() {
   [ -s "$identity" ] || echo "node-bootstrap did not validate this node's identity"
   state=
-  while read -r name image; do
+  while read -r name image kind; do
     [ -n "$name" ] || continue
-    status=$(docker inspect -f '{{.State.Running}} {{.RestartCount}}' "$name" 2>/dev/null) || status=
-    case "$status" in
-      "true "*) ;;
-      "") echo "$name ($image) does not exist" ;;
-      *) echo "$name ($image) is not running" ;;
-    esac
+    if [ "$kind" = once ]; then
+      # A one-shot step (restart on failure) is done when it exited 0; "created" has exit code 0 too.
+      status=$(docker inspect -f '{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}' "$name" 2>/dev/null) || status=
+      case "$status" in
+        "exited 0 "*) ;;
+        "") echo "$name ($image) does not exist" ;;
+        *) echo "$name ($image) has not succeeded: $status (see docker logs $name)" ;;
+      esac
+    else
+      status=$(docker inspect -f '{{.State.Running}} {{.RestartCount}}' "$name" 2>/dev/null) || status=
+      case "$status" in
+        "true "*) ;;
+        "") echo "$name ($image) does not exist" ;;
+        *) echo "$name ($image) is not running" ;;
+      esac
+    fi
     state="$state$name $status;"
   done <<EOF
 $services

@@ -5,7 +5,7 @@ set -u
 me=node-images
 PATH=$PATH:/var/lib/rancher/engine
 
-# Services and images, one "name image" pair a line.
+# Services and images, one "name image [once]" a line.
 services='@SERVICES@'
 attempts=@PULL_ATTEMPTS@
 first_delay=@PULL_DELAY@
@@ -40,7 +40,7 @@ pull() {
 }
 
 failed=0
-while read -r name image; do
+while read -r name image _; do
   [ -n "$name" ] || continue
   if docker image inspect "$image" >/dev/null 2>&1; then
     continue

@@ -1,4 +1,5 @@
-"""FakeAws: AWS query-protocol services (Auto Scaling, CloudWatch) and path-style S3, on one endpoint.
+"""FakeAws: AWS query-protocol services (Auto Scaling, CloudWatch), SSM Parameter Store (JSON protocol) and
+path-style S3, on one endpoint.
 
     with FakeAws(buckets=["backups"]) as aws:
         env = {"AWS_ENDPOINT_URL": aws.url, **aws.env()}    # region and credentials for the agent
@@ -10,22 +11,25 @@ What it checks on EVERY request, answering like AWS when a check fails (and list
 `violations`):
 - the SigV4 signature, recomputed with botocore's own signer from the request as received, for the
   keys in `credentials` (403 SignatureDoesNotMatch / InvalidClientTokenId);
-- the service from the credential scope (`autoscaling`, `monitoring`, `s3`) and, for query calls,
-  `Action` and `Version`;
-- the parameters: parsed back from the wire (query `A.member.N` / `A.B` keys; S3 URI, query string and
-  headers) into the operation's input shape, then validated with `botocore.validate`. Unknown,
+- the service from the credential scope (`autoscaling`, `monitoring`, `s3`, `ssm`) and, for query calls,
+  `Action` and `Version` (JSON calls: `X-Amz-Target` and the awsJson1_1 content type);
+- the parameters: parsed back from the wire (query `A.member.N` / `A.B` keys; JSON bodies; S3 URI, query
+  string and headers) into the operation's input shape, then validated with `botocore.validate`. Unknown,
   missing or mistyped parameters answer 400 with the service's error code.
 
 Calls are recorded in `calls` as Call(service, action, params) with params in botocore's input form.
 Scripting: `respond(action, result)` sets an action's result (a dict, or a function of the params);
 `fail(code, action=..., times=...)` makes the next calls fail; `throttle(times)` answers throttling
-errors (S3: 503 SlowDown). S3 keeps every version of every object in memory (`objects`).
+errors (S3: 503 SlowDown). S3 keeps every version of every object in memory (`objects`). SSM serves
+GetParameter from `parameters` (`put_parameter(name, value)`): ParameterNotFound for any other name, and a
+SecureString's value only WithDecryption (else a stand-in ciphertext, as SSM returns).
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import re
 import urllib.parse
 from collections.abc import Callable
@@ -52,11 +56,22 @@ REGION = "eu-west-1"
 _SESSION = botocore.session.get_session()
 # signing name -> botocore service name, and each query service's own error code for bad input
 _QUERY = {"autoscaling": "autoscaling", "monitoring": "cloudwatch"}
-_VALIDATION_CODE = {"autoscaling": "ValidationError", "cloudwatch": "InvalidParameterValue"}
-_THROTTLE_CODE = {"autoscaling": "Throttling", "cloudwatch": "Throttling", "s3": "SlowDown"}
+_JSON = {"ssm": "ssm"}
+_VALIDATION_CODE = {
+    "autoscaling": "ValidationError",
+    "cloudwatch": "InvalidParameterValue",
+    "ssm": "ValidationException",
+}
+_THROTTLE_CODE = {
+    "autoscaling": "Throttling",
+    "cloudwatch": "Throttling",
+    "s3": "SlowDown",
+    "ssm": "ThrottlingException",
+}
 _S3_IGNORED_HEADERS = frozenset(
     ("host", "authorization", "x-amz-date", "x-amz-content-sha256", "x-amz-security-token", "content-length")
 )
+_JSON_TYPE = {"Content-Type": "application/x-amz-json-1.1"}
 _CREDENTIAL = re.compile(
     r"Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, SignedHeaders=([^,]+), Signature=(\w+)"
 )
@@ -79,6 +94,12 @@ class S3Version:
     @property
     def etag(self) -> str:
         return f'"{hashlib.md5(self.body).hexdigest()}"'
+
+
+@dataclass(frozen=True)
+class SsmParameter:
+    value: str
+    type: str = "SecureString"
 
 
 @dataclass
@@ -110,6 +131,7 @@ class FakeAws(FakeServer):
         self.calls: list[Call] = []
         self.violations: list[str] = []
         self.objects: dict[str, dict[str, list[S3Version]]] = {bucket: {} for bucket in self.buckets}
+        self.parameters: dict[str, SsmParameter] = {}
         self._results: dict[str, dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]] = {}
         self._failures: list[_Failure] = []
         self._versions = itertools.count(1)
@@ -160,6 +182,10 @@ class FakeAws(FakeServer):
             self.objects[bucket].setdefault(key, []).append(version)
             return version
 
+    def put_parameter(self, name: str, value: str, type_: str = "SecureString") -> None:
+        with self.lock:
+            self.parameters[name] = SsmParameter(value, type_)
+
     def latest(self, bucket: str, key: str) -> S3Version | None:
         with self.lock:
             versions = self.objects.get(bucket, {}).get(key)
@@ -170,11 +196,13 @@ class FakeAws(FakeServer):
     def handle(self, request: Request) -> Reply:
         try:
             signing_name = self._check_signature(request)
-            service = "s3" if signing_name == "s3" else _QUERY.get(signing_name)
+            if signing_name == "s3":
+                return self._s3(request)
+            if signing_name in _JSON:
+                return self._json(_JSON[signing_name], request)
+            service = _QUERY.get(signing_name)
             if service is None:
                 raise AwsFault(400, "UnknownService", f"this fake serves no {signing_name!r}")
-            if service == "s3":
-                return self._s3(request)
             return self._query(service, request)
         except AwsFault as fault:
             return self._error(request, fault)
@@ -224,6 +252,10 @@ class FakeAws(FakeServer):
         return service
 
     def _error(self, request: Request, fault: AwsFault) -> Reply:
+        if "x-amz-target" in request.headers:
+            return Reply(
+                fault.status, json.dumps({"__type": fault.code, "message": fault.message}).encode(), _JSON_TYPE
+            )
         if "/s3/aws4_request" in request.headers.get("authorization", ""):
             inner = f"<Code>{fault.code}</Code><Message>{escape(fault.message)}</Message>"
             return Reply.text(f"<Error>{inner}<RequestId>fake</RequestId></Error>", fault.status, "application/xml")
@@ -273,6 +305,35 @@ class FakeAws(FakeServer):
             code = "MissingParameter" if service == "cloudwatch" and "Missing required" in "".join(problems) else None
             raise self._violation(400, code or _VALIDATION_CODE[service], f"{operation.name}: " + "; ".join(problems))
         return params if isinstance(params, dict) else {}
+
+    # -- JSON protocol (SSM) ----------------------------------------------------------------------
+
+    def _json(self, service: str, request: Request) -> Reply:
+        model = _SESSION.get_service_model(service)
+        prefix, _, action = request.headers.get("x-amz-target", "").partition(".")
+        if prefix != model.metadata["targetPrefix"] or action not in model.operation_names:
+            raise self._violation(400, "UnknownOperationException", f"X-Amz-Target {prefix}.{action}")
+        content_type = request.headers.get("content-type", "")
+        if content_type != f"application/x-amz-json-{model.metadata['jsonVersion']}":
+            raise self._violation(400, "SerializationException", f"{action}: content type {content_type!r}")
+        try:
+            params = json.loads(request.body or b"{}")
+            validate_parameters(params, model.operation_model(action).input_shape)
+        except (ValueError, ParamValidationError) as error:
+            raise self._violation(400, _VALIDATION_CODE[service], f"{action}: {error}") from None
+        self.calls.append(Call(service, action, params))
+        self._scripted_failure(service, action)
+        return Reply(200, json.dumps(getattr(self, f"_ssm_{action}")(params)).encode(), _JSON_TYPE)
+
+    def _ssm_GetParameter(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["Name"]
+        stored = self.parameters.get(name)
+        if stored is None:
+            raise AwsFault(400, "ParameterNotFound", f"Parameter {name} not found.")
+        hidden = stored.type == "SecureString" and not params.get("WithDecryption")
+        value = "AQICAHfakeciphertext" if hidden else stored.value
+        arn = f"arn:aws:ssm:{self.region}:123456789012:parameter/{name.lstrip('/')}"
+        return {"Parameter": {"Name": name, "Type": stored.type, "Value": value, "Version": 1, "ARN": arn}}
 
     # -- S3 ---------------------------------------------------------------------------------------
 

@@ -8,7 +8,8 @@ file and the archive's S3 URL, whose file name is the archive's SHA-256 (`.../<s
    place (agents starting together each write their own temporary file);
 2. runs `node_agents.<module>` from that archive as `__main__`, with `args` as its arguments.
 It imports nothing from node_agents (that is what it fetches), hence its own small SigV4 for one GET.
-A failed fetch exits non-zero; the service's `restart: always` runs it again.
+A failed fetch exits non-zero; the service's restart policy (`always`, or `on-failure` for a one-shot
+step) runs it again.
 """
 
 from __future__ import annotations
