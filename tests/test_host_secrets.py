@@ -295,11 +295,12 @@ def test_node_health_wants_the_one_shot_step_exited_zero_not_running(box: Sandbo
     assert box.calls("poweroff") == []
 
 
-def test_node_health_names_a_step_that_keeps_failing_and_replaces_the_node(box: Sandbox) -> None:
-    result = _node_health(box, "restarting 1 7")
+@pytest.mark.parametrize("state", ["exited 1 3", "created 0 0"], ids=["failed", "never-started"])
+def test_node_health_names_a_step_that_has_not_succeeded_and_replaces_the_node(box: Sandbox, state: str) -> None:
+    result = _node_health(box, state)
     assert result.returncode == 1
     assert box.calls("poweroff") == [""]
-    reason = f"consul-gossip-key ({AGENT_IMAGE}) has not succeeded: restarting 1 7 (see docker logs consul-gossip-key)"
+    reason = f"consul-gossip-key ({AGENT_IMAGE}) has not succeeded: {state} (see docker logs consul-gossip-key)"
     assert f"node-health: UNHEALTHY: {reason}" in box.read("console")
     assert int(box.read("clock")) > CLOCK_START
 
