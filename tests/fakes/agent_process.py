@@ -9,16 +9,21 @@
     result = run_agent("consul_snapshot", ["save"], env)   # one-shot: waits, returns CompletedProcess
 
 The child gets ONLY the environment `agent_env` builds (nothing leaks in from the test runner's
-AWS_* or DOCKER_HOST), the venv's interpreter, and the repository on PYTHONPATH.
+AWS_* or DOCKER_HOST), the venv's interpreter, and the repository on PYTHONPATH. Compiled modules go to
+a temporary folder of this test process (never into the repository), so only the first agent compiles.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -33,13 +38,20 @@ TIMEOUT = 30.0
 def agent_env(imds_url: str | None = None, aws: FakeAws | None = None, **extra: str) -> dict[str, str]:
     """A clean environment for an agent: IMDS_ENDPOINT, the fake AWS endpoint with static credentials
     (omit `aws` and serve role credentials from FakeImds to exercise that path), and `extra`."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), "PYTHONPYCACHEPREFIX": _pycache()}
     if imds_url:
         env["IMDS_ENDPOINT"] = imds_url
     if aws:
         env.update(aws.env())
     env.update(extra)
     return env
+
+
+@functools.cache
+def _pycache() -> str:
+    path = tempfile.mkdtemp(prefix="agents-pycache-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def run_agent(
