@@ -367,6 +367,10 @@ def witness_tick(swarm: Docker, consul: Consul, clock: Clock) -> None:
             current = consul.kv_get(RESCHEDULED_PREFIX + ip)
             if current is None or current.value != report:
                 consul.kv_put(RESCHEDULED_PREFIX + ip, report)
+                # The drain may have completed (and removed both keys) since the list above: a report
+                # written after that would be left behind for ever.
+                if consul.kv_get(entry.key) is None:
+                    consul.kv_delete(RESCHEDULED_PREFIX + ip)
     except (HttpError, ValueError, KeyError) as error:
         log(AGENT, f"witness: {error}")
 

@@ -34,6 +34,7 @@ from tests.fakes.aws import FakeAws
 from tests.fakes.consul import FakeConsul
 from tests.fakes.docker import FakeDocker, FakeNode
 from tests.fakes.imds import FakeImds
+from tests.fakes.server import Reply, Request
 
 SCALE = 0.002  # agent seconds -> real seconds: a 300 s window lasts 0.6 s, a 5 s poll 10 ms
 GROUP = "staging-web"
@@ -160,6 +161,10 @@ def wait_for_completion(aws: FakeAws) -> None:
     aws.wait_until(lambda: bool(aws.calls_of("CompleteLifecycleAction")))
 
 
+def witness_listings(consul: FakeConsul) -> int:
+    return sum(1 for r in consul.requests if r.path == f"/v1/kv/{EXPECTED_PREFIX}")
+
+
 def wait_for_polls(node: Node, polls: int = 3) -> None:
     """Until the node's agent has looked at its lifecycle state `polls` times (and could have acted)."""
     node.imds.wait_until(lambda: node.imds.gets(LIFECYCLE_ITEM) >= polls)
@@ -181,6 +186,10 @@ def test_normal_drain_moves_labelled_containers_before_stopping_anything(cluster
     wait_for_completion(cluster.aws)
     took = time.monotonic() - began
     output = finish(agent)
+    # The witness may be mid-tick with the announcement it listed just before the drain removed it: its
+    # next tick (a new listing) begins once that one is over.
+    listings = witness_listings(cluster.consul)
+    cluster.consul.wait_until(lambda: witness_listings(cluster.consul) > listings)
 
     assert primary.originals_running_at_leave == {"app": True, "cache": True}, "left discovery first"
     assert cluster.swarm.container("app").node == f"node-{OTHER_IP}" and cluster.swarm.container("app").running
@@ -358,6 +367,27 @@ def test_the_witness_reports_copies_elsewhere_and_drops_stale_announcements(clus
     assert json.loads(cluster.consul.kv[RESCHEDULED_PREFIX + IP]) == [moved]
     assert EXPECTED_PREFIX + "10.30.9.9" not in cluster.consul.kv
     assert RESCHEDULED_PREFIX + "10.30.9.9" not in cluster.consul.kv
+
+
+def test_the_witness_leaves_no_report_behind_a_drain_that_completed_meanwhile(cluster: Cluster) -> None:
+    node = cluster.node()
+    app = cluster.workload(node, "app", RESCHEDULE)
+    cluster.swarm.container("app").node = f"node-{OTHER_IP}"
+    cluster.consul.kv[EXPECTED_PREFIX + IP] = json.dumps(
+        {"expected": {app: "app"}, "expires": time.time() + 60}
+    ).encode()
+    answer = cluster.consul.handle
+
+    def completing_meanwhile(request: Request) -> Reply:
+        """The drain completes (removes its announcement) after the witness listed it."""
+        if request.path == f"/v1/kv/{RESCHEDULED_PREFIX}{IP}" and request.method == "GET":
+            cluster.consul.kv.pop(EXPECTED_PREFIX + IP, None)
+        return answer(request)
+
+    cluster.consul.handle = completing_meanwhile  # type: ignore[method-assign]
+    witness_tick(Docker(cluster.swarm.docker_host), Consul(cluster.consul.url), Clock())
+
+    assert [k for k in cluster.consul.kv if k.startswith((EXPECTED_PREFIX, RESCHEDULED_PREFIX))] == []
 
 
 def test_a_replica_manager_does_not_witness(cluster: Cluster) -> None:
