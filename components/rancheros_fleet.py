@@ -29,7 +29,21 @@ GROUP_METRICS = [
     aws.autoscaling.Metric.GROUP_TERMINATING_INSTANCES,
     aws.autoscaling.Metric.GROUP_TOTAL_INSTANCES,
 ]
-SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+# What Session Manager's agent needs and nothing more (AWS's AWSCloud9SSMInstanceProfile is exactly this).
+# AmazonSSMManagedInstanceCore would also grant ssm:GetParameter on every parameter, the cluster's secrets
+# included, to every host.
+SESSION_MANAGER_STATEMENT = {
+    "Sid": "SessionManager",
+    "Effect": "Allow",
+    "Action": [
+        "ssm:UpdateInstanceInformation",
+        "ssmmessages:CreateControlChannel",
+        "ssmmessages:CreateDataChannel",
+        "ssmmessages:OpenControlChannel",
+        "ssmmessages:OpenDataChannel",
+    ],
+    "Resource": "*",
+}
 # Autoscaling groups propagate no tags to EBS volumes, so only the launch template can tag them. Only tags that
 # never change without the group's identity changing go there: a tag edit must not version the template.
 VOLUME_TAG_KEYS = ("Name", "docker.environment", "cluster.component")
@@ -119,16 +133,13 @@ class RancherOSFleet(pulumi.ComponentResource):
             ),
             child,
         )
-        if args.policy_statements:
-            document = {"Version": "2012-10-17", "Statement": list(args.policy_statements)}
+        statements = [*args.policy_statements, *([SESSION_MANAGER_STATEMENT] if args.ssm_session_manager else [])]
+        if statements:
+            document = {"Version": "2012-10-17", "Statement": statements}
             aws.iam.RolePolicy(
                 f"{name}-policy",
                 aws.iam.RolePolicyArgs(name=name, role=role.name, policy=pulumi.Output.json_dumps(document)),
                 child,
-            )
-        if args.ssm_session_manager:
-            aws.iam.RolePolicyAttachment(
-                f"{name}-ssm", aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=SSM_CORE_POLICY), child
             )
         return role
 

@@ -102,7 +102,11 @@ class Access(Strict):
     )
     ssmSessionManager: bool = Field(
         False,
-        description="Attach `AmazonSSMManagedInstanceCore` to every host role (needs an SSM agent on the image).",
+        description=(
+            "Let every host role open AWS Systems Manager sessions: only the agent's Session Manager actions, "
+            "not `AmazonSSMManagedInstanceCore`, which would let every host read every SSM parameter "
+            "(needs an SSM agent on the image)."
+        ),
     )
 
 

@@ -45,12 +45,24 @@ def test_keys_are_installed_on_every_host() -> None:
         assert user_data["ssh_authorized_keys"] == [KEY], template.name
 
 
-def test_ssm_attaches_exactly_the_core_policy_to_every_role() -> None:
+def test_ssm_grants_every_role_the_session_manager_actions_and_no_parameter() -> None:
     run = opened_up()
     roles = {r.outputs["name"] for r in run.of_type("aws:iam/role:Role")}
-    attachments = run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-    assert sorted(a.inputs["role"] for a in attachments) == sorted(roles)
-    assert {a.inputs["policyArn"] for a in attachments} == {"arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"}
+    assert run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") == [], "no managed policy"
+    policies = {p.inputs["role"]: json.loads(p.inputs["policy"]) for p in run.of_type("aws:iam/rolePolicy:RolePolicy")}
+    assert set(policies) == roles
+    session = {
+        "ssm:UpdateInstanceInformation",
+        "ssmmessages:CreateControlChannel",
+        "ssmmessages:CreateDataChannel",
+        "ssmmessages:OpenControlChannel",
+        "ssmmessages:OpenDataChannel",
+    }
+    for role, policy in policies.items():
+        [statement] = [s for s in policy["Statement"] if s.get("Sid") == "SessionManager"]
+        assert (set(statement["Action"]), statement["Resource"]) == (session, "*"), role
+        wildcard = [s["Action"] for s in policy["Statement"] if s["Resource"] == "*" and s is not statement]
+        assert not any("ssm:Get" in str(actions) for actions in wildcard), role
 
 
 def test_existing_zone_is_used_and_none_is_created() -> None:
