@@ -296,11 +296,16 @@ def test_a_terminating_manager_hands_over_before_it_leaves(cluster: Cluster) -> 
     manager = cluster.node(ip=MANAGER_IP, instance="i-0aaaaaaaaaaaaaaa5", managers=3)
     cluster.workload(manager, "app", RESCHEDULE)
 
-    def replica_takes_over() -> None:
-        cluster.consul.wait_until(lambda: "session-primary" in cluster.consul.destroyed_sessions)
-        cluster.consul.hold(LEADER_KEY, f"{OTHER_IP}:4000".encode(), "session-new")
+    answer = cluster.consul.handle
 
-    threading.Thread(target=replica_takes_over, daemon=True).start()
+    def replica_takes_over(request: Request) -> Reply:
+        """A replica holds the lock as soon as the primary's session is destroyed."""
+        reply = answer(request)
+        if request.path == "/v1/session/destroy/session-primary":
+            cluster.consul.hold(LEADER_KEY, f"{OTHER_IP}:4000".encode(), "session-new")
+        return reply
+
+    cluster.consul.handle = replica_takes_over  # type: ignore[method-assign]
     primary = SwarmPrimary(cluster, manager, target=f"node-{OTHER_IP}")
     primary.start()
     agent = cluster.start(manager, window=60)

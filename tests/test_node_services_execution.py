@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ case "$1" in
 esac"""
 
 
+@functools.cache  # rendered once per kind of node, not once per test
 def _scripts(manager: bool) -> dict[str, str]:
     node = spec(swarm_manager=manager, group="managers" if manager else "web")
     document: dict[str, Any] = yaml.safe_load(render_swarm_node(node))
