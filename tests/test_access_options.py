@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from functools import cache
 
-import yaml
-
 from offline.harness import StackRun, run_stack
 from offline.stack_files import stack_config_map
 from rendering.yaml_text import decode_user_data
+from tests.cloud_config_checks import parsed
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0ZXN0a2V5Zm9ydGhlcmVuZGVyZXJ0ZXN0cw== ops@example"
 ZONE = "Z0123456789ABCDEFGHIJ"
@@ -41,7 +40,7 @@ def test_ssh_only_from_the_configured_ranges_on_every_host() -> None:
 
 def test_keys_are_installed_on_every_host() -> None:
     for template in opened_up().of_type("aws:ec2/launchTemplate:LaunchTemplate"):
-        user_data = yaml.safe_load(decode_user_data(template.inputs["userData"]))
+        user_data = parsed(decode_user_data(template.inputs["userData"]))
         assert user_data["ssh_authorized_keys"] == [KEY], template.name
 
 

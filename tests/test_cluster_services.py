@@ -9,6 +9,7 @@ import yaml
 
 from offline.harness import RecordedResource, StackRun
 from rendering.yaml_text import decode_user_data
+from tests.cloud_config_checks import parsed
 from tests.conftest import STACKS, recorded
 from tests.test_swarm_node_groups import INGRESS, _sg_id, _sources, _tags, config
 
@@ -27,7 +28,7 @@ def _policy(run: StackRun, name: str) -> dict[str, object]:
 
 def _user_data(run: StackRun, template: str) -> dict[str, object]:
     text = decode_user_data(run.named("aws:ec2/launchTemplate:LaunchTemplate", template).inputs["userData"])
-    document: dict[str, object] = yaml.safe_load(text)
+    document: dict[str, object] = parsed(text)
     return document
 
 

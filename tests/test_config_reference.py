@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import jsonschema
 import pytest
-import yaml
 from pydantic import BaseModel
 
 from offline.config_docs import generated
@@ -15,6 +13,7 @@ from offline.stack_files import PROJECT_ROOT
 from stack_config.models import Secrets, StackConfig
 from stack_config.reference import SCHEMA_FILE, stack_file_schema
 from tests.conftest import STACKS
+from tests.stack_mutations import document as stack_document
 
 
 @pytest.mark.parametrize("name", ["README.md", SCHEMA_FILE])
@@ -45,15 +44,10 @@ def test_every_config_key_has_a_description() -> None:
     assert not undescribed, f"add Field(description=...) to: {undescribed}"
 
 
-def _stack_file(stack: str) -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8"))
-    return document
-
-
 @pytest.mark.parametrize("stack", STACKS)
 def test_schema_accepts_the_committed_stack_files(stack: str) -> None:
     jsonschema.Draft7Validator.check_schema(stack_file_schema())
-    jsonschema.Draft7Validator(stack_file_schema()).validate(_stack_file(stack))
+    jsonschema.Draft7Validator(stack_file_schema()).validate(stack_document(stack))
 
 
 def _unnamespaced(document: dict[str, Any]) -> None:
@@ -79,7 +73,7 @@ def _unnamespaced(document: dict[str, Any]) -> None:
     ],
 )
 def test_schema_checks_what_editors_can_check(mutate: Any, valid: bool) -> None:
-    document = copy.deepcopy(_stack_file("staging"))
+    document = stack_document("staging")
     mutate(document)
     errors = list(jsonschema.Draft7Validator(stack_file_schema()).iter_errors(document))
     assert (not errors) == valid, [e.message for e in errors]

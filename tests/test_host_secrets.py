@@ -22,6 +22,7 @@ from rendering.consul_server import render_consul_server
 from rendering.host_secret import SECRETS_DIR, SECRETS_VOLUME
 from rendering.registry import HttpSecret, render_registry_host
 from rendering.yaml_text import decode_user_data
+from tests.cloud_config_checks import parsed
 from tests.conftest import STACKS, recorded
 from tests.fakes.agent_process import agent_env
 from tests.fakes.aws import FakeAws
@@ -48,7 +49,7 @@ def _config(stack: str, key: str) -> Any:
 def _templates(stack: str) -> dict[str, dict[str, Any]]:
     run = recorded(stack)
     return {
-        t.name: yaml.safe_load(decode_user_data(t.inputs["userData"]))
+        t.name: parsed(decode_user_data(t.inputs["userData"]))
         for t in run.of_type("aws:ec2/launchTemplate:LaunchTemplate")
     }
 

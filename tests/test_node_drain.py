@@ -8,12 +8,12 @@ import io
 import zipfile
 
 import pytest
-import yaml
 
 from components.node_drain import DRAIN_WINDOW_TAG, HEARTBEAT_TIMEOUT_SECONDS
 from components.rancheros_fleet import FleetSize, RancherOSFleetArgs, RootVolume, _healthy_percentages
 from node_agents.drain import HEARTBEAT_INTERVAL
 from rendering.yaml_text import decode_user_data
+from tests.cloud_config_checks import parsed
 from tests.conftest import recorded
 from tests.test_swarm_node_groups import _group, cases, config
 
@@ -88,7 +88,7 @@ def test_every_node_fetches_exactly_the_stored_agents_archive(stack: str, name: 
     with zipfile.ZipFile(io.BytesIO(content)) as archive:
         assert "node_agents/drain.py" in archive.namelist()
     template = run.named("aws:ec2/launchTemplate:LaunchTemplate", f"{stack}-{name}-lt").inputs
-    document = yaml.safe_load(decode_user_data(template["userData"]))
+    document = parsed(decode_user_data(template["userData"]))
     environment = dict(e.split("=", 1) for e in document["rancher"]["services"]["drain"]["environment"])
     assert (
         environment["AGENTS_URL"] == f"https://{cfg.registry.bucketName}.s3.{cfg.region}.amazonaws.com/{stored['key']}"

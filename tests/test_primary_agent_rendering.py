@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
 from node_agents.primary import SETTINGS_VARIABLE, Settings
 from offline.stack_files import stack_config_map
 from rendering.primary_agent import SERVICE
 from rendering.yaml_text import decode_user_data
 from stack_config.loader import load_stack_config
+from tests.cloud_config_checks import parsed
 from tests.conftest import STACKS, recorded
 
 TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
@@ -19,7 +19,7 @@ TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 
 def services(stack: str, group: str) -> dict[str, dict[str, object]]:
     template = recorded(stack).named(TEMPLATE, f"{stack}-{group}-lt").inputs
-    document = yaml.safe_load(decode_user_data(template["userData"]))
+    document = parsed(decode_user_data(template["userData"]))
     found: dict[str, dict[str, object]] = document["rancher"]["services"]
     return found
 
