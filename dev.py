@@ -75,11 +75,13 @@ def plan(args: list[str]) -> int:
     return _in_venv("-m", "offline.plan", *args)
 
 
-# The suite is CPU-bound: one pytest-xdist worker per core. Each test file runs whole on one worker, so a
-# module-scoped fixture (namespaced network, fake services, a program run) is built once, not once per worker;
-# on 2 cores that beat splitting files (`load`, `worksteal`) and a third worker. Later `-n`/`--dist` win:
-# `python3 dev.py test -n 0` runs serially in one process (pdb, prints).
-PARALLEL = ("-n", "auto", "--dist", "loadfile")
+def _parallel() -> list[str]:
+    """pytest-xdist options: one worker per core and one more, since about a third of the suite's time is spent
+    waiting (agents polling fakes, probes of dropped packets) and the extra worker runs tests meanwhile (2 cores:
+    25 s against 28 s with one worker per core). Each test file runs whole on one worker, so a module-scoped
+    fixture (namespaced network, fake services) is built once, not once per worker; that beat splitting files
+    (`load`, `worksteal`). Later `-n`/`--dist` win: `python3 dev.py test -n 0` runs serially (pdb, prints)."""
+    return ["-n", str((os.cpu_count() or 1) + 1), "--dist", "loadfile"]
 
 
 def test(args: list[str]) -> int:
@@ -87,7 +89,7 @@ def test(args: list[str]) -> int:
         ("ruff check", ["-m", "ruff", "check", "."]),
         ("ruff format --check", ["-m", "ruff", "format", "--check", "."]),
         ("mypy --strict", ["-m", "mypy"]),  # the paths are in pyproject.toml
-        ("pytest", ["-m", "pytest", *PARALLEL, *args]),
+        ("pytest", ["-m", "pytest", *_parallel(), *args]),
     ]
     failed = []
     for title, command in checks:
