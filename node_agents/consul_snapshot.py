@@ -62,6 +62,7 @@ SERVER_PORT = 8300  # Consul's server RPC port, which /v1/status/leader reports
 CLAIM_TIMEOUT = 900.0  # a restore takes seconds; a claim this old belongs to an agent that died
 POLL = 5.0
 RETRY = 60.0
+SIGNAL_SLICE = 1.0  # real seconds: the longest SIGTERM may wait to be noticed (see SnapshotAgent._wait)
 SUFFIX = ".snap"
 _MEMBERS = ("meta.json", "state.bin", "SHA256SUMS")
 
@@ -242,7 +243,20 @@ class SnapshotAgent:
 
     def sleep(self, seconds: float) -> None:
         """A wait (scaled in tests) that SIGTERM cuts short."""
-        self.stopping.wait(max(0.0, seconds) * self.clock.scale)
+        self._wait(seconds * self.clock.scale)
+
+    def _wait(self, seconds: float) -> bool:
+        """`seconds` of real time, or less: True once SIGTERM has asked to stop. In slices, because a signal
+        that lands just as a wait blocks is only handled when that wait returns (CPython looks for signals
+        before blocking, not during that instant): one long wait would hold off SIGTERM past `docker stop`'s
+        grace period, and the last snapshot with it."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.stopping.wait(min(left, SIGNAL_SLICE))
+        return True
 
     def run(self) -> None:
         interval = self.settings.interval
@@ -251,7 +265,7 @@ class SnapshotAgent:
             now = self.clock.now()
             boundary = now - now % interval + interval
             # Wall-clock time, never scaled: every server must wake at the same boundaries.
-            if not self.stopping.wait(boundary - now):
+            if not self._wait(boundary - now):
                 self._tick(boundary)
         log(AGENT, "stopping: one last snapshot if this server leads")
         now = self.clock.now()
