@@ -14,6 +14,7 @@ the reason; under CI=true they fail instead.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import shutil
@@ -57,6 +58,7 @@ def require_sandbox() -> None:
     pytest.skip(message)
 
 
+@functools.cache  # the machine does not change during a run; the probe is a process per test otherwise
 def _missing() -> str | None:
     if os.geteuid() != 0:
         return "root"
