@@ -76,11 +76,12 @@ def plan(args: list[str]) -> int:
 
 
 def _parallel() -> list[str]:
-    """pytest-xdist options: one worker per core and one more, since about a third of the suite's time is spent
-    waiting (agents polling fakes, probes of dropped packets) and the extra worker runs tests meanwhile (2 cores:
-    25 s against 28 s with one worker per core). Each test file runs whole on one worker, so a module-scoped
-    fixture (namespaced network, fake services) is built once, not once per worker; that beat splitting files
-    (`load`, `worksteal`). Later `-n`/`--dist` win: `python3 dev.py test -n 0` runs serially (pdb, prints)."""
+    """pytest-xdist options: one worker per core and one more, which runs tests while others wait (agents polling
+    fakes, probes of dropped packets); in paired runs on 2 cores it was never slower than one worker per core, and
+    3 s faster while the suite waited longer, for the extra worker's collection (about 3 s of CPU). Each test file
+    runs whole on one worker, so a module-scoped fixture (namespaced network, fake services) is built once, not
+    once per worker; that beat splitting files (`load`, `worksteal`). Later `-n`/`--dist` win:
+    `python3 dev.py test -n 0` runs serially (pdb, prints)."""
     return ["-n", str((os.cpu_count() or 1) + 1), "--dist", "loadfile"]
 
 
