@@ -233,8 +233,15 @@ def _text(value: Any) -> str:
 
 
 def _own(options: dict[str, Any]) -> dict[str, Any]:
-    """What the program chose; the floor's parents and dependencies are other objects of the same URNs."""
-    return {k: v for k, v in options.items() if k != "aliases" or not re.search(r"parentUrn", json.dumps(v))}
+    """What the program chose; the floor's parents and dependencies are other objects of the same URNs.
+
+    A class that marks outputs secret itself (aws.ssm.Parameter's `value`) adds them again to the recorded list
+    the floor passes back: the engine reads the list as a set, so the comparison does too.
+    """
+    own = {k: v for k, v in options.items() if k != "aliases" or not re.search(r"parentUrn", json.dumps(v))}
+    if "additionalSecretOutputs" in own:
+        own["additionalSecretOutputs"] = sorted(set(own["additionalSecretOutputs"]))
+    return own
 
 
 def _timed(command: list[str], cwd: Path) -> tuple[float, float]:
