@@ -7,6 +7,7 @@ cluster/watchdog.go does, and records whether the originals still ran at that mo
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from components.node_drain import HEARTBEAT_TIMEOUT_SECONDS
 from node_agents.consul import Consul
 from node_agents.docker import Docker
 from node_agents.drain import (
@@ -269,15 +271,18 @@ def test_a_long_drain_keeps_the_hook_alive_with_heartbeats(cluster: Cluster) -> 
     cluster.workload(node, "app", RESCHEDULE)  # nobody reports it moved: the whole window passes
     # Agent time must pass nearly as the agent counts it: at SCALE the real cost of each 5 s poll (a few
     # ms) would add seconds of agent time per poll and stretch the 30 s between heartbeats.
-    agent = cluster.start(node, window=600, scale=0.01)
+    scale, window = 0.01, 300  # 2.5 times the hook's heartbeat timeout
+    agent = cluster.start(node, window=window, scale=scale)
     node.imds.set_lifecycle_state("Terminated")
     wait_for_completion(cluster.aws)
     output = finish(agent)
 
-    heartbeats = cluster.aws.calls_of("RecordLifecycleActionHeartbeat")
-    assert len(heartbeats) >= 600 // 30 - 2, "one heartbeat per 30 s of a 600 s window"
+    heartbeats = [c for c in cluster.aws.calls if c.action == "RecordLifecycleActionHeartbeat"]
+    assert len(heartbeats) >= window // 30 - 2, "one heartbeat per 30 s of the window"
+    gaps = [(b.at - a.at) / scale for a, b in itertools.pairwise(heartbeats)]
+    assert max(gaps) < HEARTBEAT_TIMEOUT_SECONDS, f"the hook would have expired between heartbeats: {gaps}"
     assert all(
-        h == {"AutoScalingGroupName": GROUP, "LifecycleHookName": f"{GROUP}-drain", "InstanceId": node.instance}
+        h.params == {"AutoScalingGroupName": GROUP, "LifecycleHookName": f"{GROUP}-drain", "InstanceId": node.instance}
         for h in heartbeats
     )
     assert "gave up waiting for rescheduled copies" in output

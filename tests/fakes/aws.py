@@ -17,7 +17,8 @@ What it checks on EVERY request, answering like AWS when a check fails (and list
   string and headers) into the operation's input shape, then validated with `botocore.validate`. Unknown,
   missing or mistyped parameters answer 400 with the service's error code.
 
-Calls are recorded in `calls` as Call(service, action, params) with params in botocore's input form.
+Calls are recorded in `calls` as Call(service, action, params, at) with params in botocore's input form and `at`
+the fake's monotonic clock when the call arrived.
 Scripting: `respond(action, result)` sets an action's result (a dict, or a function of the params);
 `fail(code, action=..., times=...)` makes the next calls fail; `throttle(times)` answers throttling
 errors (S3: 503 SlowDown). S3 keeps every version of every object in memory (`objects`). SSM serves
@@ -31,6 +32,7 @@ import hashlib
 import itertools
 import json
 import re
+import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,6 +84,7 @@ class Call:
     service: str  # botocore's name: autoscaling, cloudwatch, s3
     action: str
     params: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
