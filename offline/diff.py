@@ -147,13 +147,31 @@ def _cascade_replacements(before: dict[str, Record], after: dict[str, Record], d
     while pending := [u for u, d in diffs.items() if d.action in ("replace", "delete") and u not in handled]:
         for urn in pending:
             handled.add(urn)
-            references = {r for r in before[urn]["references"] if len(r) >= DISTINCTIVE} if urn in before else set()
+            references = _minted(before[urn]) if urn in before else set()
             for other, record in after.items():
                 if other == urn or other not in before or not record["custom"]:
                     continue
                 paths = sorted({top_key(p) for p in _referring_paths(record["inputs"], references)})
                 if paths:
                     _mark(diffs, record, paths, diffs[urn].name)
+
+
+def _minted(record: Record) -> set[str]:
+    """What a replacement changes of a resource: the references the cloud minted for it (ids, ARNs), not those
+    that echo its own inputs (a bucket object's `bucket`, a bucket's name), which stay what the program says."""
+    given = set(_strings(record["inputs"]))
+    return {r for r in record["references"] if len(r) >= DISTINCTIVE and r not in given}
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
 
 
 def _mark(diffs: dict[str, ResourceDiff], record: Record, paths: list[str], cause: str) -> None:
