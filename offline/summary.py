@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
 from offline.harness import RecordedResource
-from rendering.yaml_text import decode_user_data
+from rendering.yaml_text import USER_DATA_LIMIT, decode_user_data
 
 
 def summarize(resource: RecordedResource) -> str:
@@ -35,14 +36,21 @@ def _int(value: Any) -> str:
 
 
 def _launch_template(i: dict[str, Any]) -> str:
-    user_data = decode_user_data(i["userData"]) if i.get("userData") else ""
     metadata = i.get("metadataOptions", {})
     ebs = i.get("blockDeviceMappings", [{}])[0].get("ebs", {})
     return (
         f"ami={i.get('imageId')} type={i.get('instanceType')} imds-tokens={metadata.get('httpTokens')} "
         f"hop-limit={_int(metadata.get('httpPutResponseHopLimit'))} root={_int(ebs.get('volumeSize'))}GB "
-        f"{ebs.get('volumeType')} encrypted={ebs.get('encrypted')} user-data={len(user_data.encode())}B"
+        f"{ebs.get('volumeType')} encrypted={ebs.get('encrypted')} {_user_data(i.get('userData'))}"
     )
+
+
+def _user_data(encoded: str | None) -> str:
+    """What counts against EC2's limit (the stored, gzip'd bytes) beside the text a host reads."""
+    if not encoded:
+        return "user-data=none"
+    stored, text = len(base64.b64decode(encoded)), len(decode_user_data(encoded).encode())
+    return f"user-data={stored}B of {USER_DATA_LIMIT}B stored ({text}B of text)"
 
 
 def _group(i: dict[str, Any]) -> str:

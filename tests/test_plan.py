@@ -6,6 +6,7 @@ point (exit status through `dev.py`, the same JSON from another interpreter).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -21,6 +22,7 @@ from offline.artifacts import MARKER, write_artifacts
 from offline.harness import resource_options
 from offline.stack_files import PROJECT_ROOT
 from offline.summary import summarize
+from rendering.yaml_text import decode_user_data
 from tests.conftest import recorded
 from tests.plan_runs import plan_in_process, project_copy
 
@@ -205,3 +207,11 @@ def test_the_tree_names_each_scaling_policy_metric() -> None:
     shown = {r.name: summarize(r) for r in run.resources if r.type == "aws:autoscaling/policy:Policy"}
     assert shown["staging-web-cpu"].startswith("ASGAverageCPUUtilization target=")
     assert shown["staging-web-reservation"].startswith("SwarmCluster/staging/CapacityReservation target=")
+
+
+def test_the_tree_shows_user_data_against_ec2s_limit_on_the_stored_bytes() -> None:
+    template = recorded("staging").named("aws:ec2/launchTemplate:LaunchTemplate", "staging-managers-lt")
+    stored = len(base64.b64decode(template.inputs["userData"]))
+    text = len(decode_user_data(template.inputs["userData"]).encode())
+    assert stored < 16384 < text, "the managers' text is over the limit, what EC2 stores is not"
+    assert summarize(template).endswith(f"user-data={stored}B of 16384B stored ({text}B of text)")
