@@ -28,7 +28,10 @@ _PARAMETER_TYPE = "aws:ssm/parameter:Parameter"
 
 def parameter_name(environment: str, secret: str) -> str:
     """The SSM parameter that holds `secret` (e.g. consul-gossip-key) of one environment."""
-    name = f"/swarm-cluster/{require_name(environment, 'environment')}/{secret}"
+    return _require_parameter(f"/swarm-cluster/{require_name(environment, 'environment')}/{secret}")
+
+
+def _require_parameter(name: str) -> str:
     if not _PARAMETER.fullmatch(name) or len(name) > NAME_LIMITS[_PARAMETER_TYPE]:
         raise ValueError(f"{name!r} is not an SSM parameter name")
     return name
@@ -49,9 +52,7 @@ class HostSecret:
 def secret_step(secret: HostSecret, agents: AgentArchive) -> dict[str, Any]:
     """User-data for the one-shot step that writes `secret.path`, to merge into the host's (which carries
     rendering.agents.bootstrap_files once)."""
-    if not _PARAMETER.fullmatch(secret.parameter):
-        raise ValueError(f"{secret.parameter!r} is not an SSM parameter name")
-    args = ["--parameter", secret.parameter, "--output", secret.path, *secret.form]
+    args = ["--parameter", _require_parameter(secret.parameter), "--output", secret.path, *secret.form]
     volumes = [f"{SECRETS_DIR}:{SECRETS_DIR}"]
     services = agent_service(secret.step, "secret_file", agents, args=args, volumes=volumes, one_shot=True)
     return {"rancher": {"services": services}}
