@@ -82,16 +82,17 @@ def agent_service(
     *,
     args: Sequence[str] = (),
     volumes: Sequence[str] = (),
+    labels: Mapping[str, str] | None = None,
     one_shot: bool = False,
 ) -> dict[str, Any]:
-    """{name: the RancherOS service that runs `node_agents.<module> args...` from the fetched archive}
-    (a `one_shot` step: restarted only when it fails, rendering.node_services.user_service)."""
+    """User-data for the RancherOS service `name` that runs `node_agents.<module> args...` from the fetched archive
+    (`labels` and a `one_shot` step as rendering.node_services.user_service takes them)."""
     env = {"PYTHONDONTWRITEBYTECODE": "1", "AGENTS_URL": archive.url, "AWS_REGION": archive.region}
     options: dict[str, Any] = {
         "command": ["python3", BOOTSTRAP, module, *args],
         "environment": [f"{key}={value}" for key, value in {**env, **(environment or {})}.items()],
         "volumes": [f"{AGENTS_DIR}:{AGENTS_DIR}:ro", f"{ARCHIVE_DIR}:{ARCHIVE_DIR}", *volumes],
         "net": "host",
+        "labels": dict(labels or {}),
     }
-    services: dict[str, Any] = user_service(name, AGENT_IMAGE, one_shot=one_shot, **options)["rancher"]["services"]
-    return services
+    return user_service(name, AGENT_IMAGE, one_shot=one_shot, **options)

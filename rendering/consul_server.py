@@ -39,7 +39,7 @@ from typing import Any
 from rendering.agents import AgentArchive, agent_service, bootstrap_files
 from rendering.host_secret import SECRETS_VOLUME, HostSecret, secret_step
 from rendering.inputs import require_image, require_name
-from rendering.node_services import ConfigFile, configured_service, host_user_data
+from rendering.node_services import AFTER, ConfigFile, configured_service, host_user_data
 from rendering.rancheros_host import host_document
 from rendering.yaml_text import merge
 
@@ -49,7 +49,6 @@ CONFIG_FILE = "server.json"
 SERVER_SERVICE = "consul-server"
 SNAPSHOT_AGENT = "consul-snapshot"
 GOSSIP_KEY_STEP = "consul-gossip-key"
-AFTER_LABEL = "io.rancher.os.after"
 _IN_CONTAINER = "/etc/consul.d"
 _IMAGE_CONFIG_DIR = "/consul/config"  # the entrypoint's -config-dir, owned by consul
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
@@ -159,8 +158,6 @@ def _snapshot_agent(snapshots: SnapshotSpec, agents: AgentArchive, config_path: 
     if snapshots.kms_key_id is not None:
         args += ["--kms-key-id", snapshots.kms_key_id]
     volumes = [f"{CONFIG_DIR}:{_IN_CONTAINER}:ro"]
-    services = agent_service(SNAPSHOT_AGENT, "consul_snapshot", agents, args=args, volumes=volumes)
-    # After the server it restores into (agent_service already orders it after the image pulls).
-    labels = services[SNAPSHOT_AGENT]["labels"]
-    labels[AFTER_LABEL] = f"{labels[AFTER_LABEL]},{SERVER_SERVICE}"
-    return {"write_files": bootstrap_files(), "rancher": {"services": services}}
+    after_server = {AFTER: SERVER_SERVICE}  # the server it restores into (and, as every service, the image pulls)
+    service = agent_service(SNAPSHOT_AGENT, "consul_snapshot", agents, args=args, volumes=volumes, labels=after_server)
+    return merge({"write_files": bootstrap_files()}, service)

@@ -49,5 +49,4 @@ def drain_service(
             "SWARM_HOST": f"tcp://127.0.0.1:{manager_port}",
         }
     volumes = [f"{DOCKER_SOCKET}:{DOCKER_SOCKET}", f"{STATE_DIR}:{STATE_DIR}"]
-    services = agent_service(SERVICE, MODULE, archive, environment, volumes=volumes)
-    return {"rancher": {"services": services}}
+    return agent_service(SERVICE, MODULE, archive, environment, volumes=volumes)

@@ -54,5 +54,4 @@ def secret_step(secret: HostSecret, agents: AgentArchive) -> dict[str, Any]:
     rendering.agents.bootstrap_files once)."""
     args = ["--parameter", _require_parameter(secret.parameter), "--output", secret.path, *secret.form]
     volumes = [f"{SECRETS_DIR}:{SECRETS_DIR}"]
-    services = agent_service(secret.step, "secret_file", agents, args=args, volumes=volumes, one_shot=True)
-    return {"rancher": {"services": services}}
+    return agent_service(secret.step, "secret_file", agents, args=args, volumes=volumes, one_shot=True)

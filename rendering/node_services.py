@@ -47,7 +47,7 @@ DOCKER_WAIT_SECONDS = 300
 # image, registry or instance type to one replacement per 25 min per instance.
 HEALTH_DEADLINE_SECONDS = 1500
 HEALTH_INTERVAL_SECONDS = 15
-_AFTER = "io.rancher.os.after"
+AFTER = "io.rancher.os.after"
 # Docker restarts the container when it exits non-zero (after 0.1 s, doubling up to a minute), never after it
 # succeeded. Every boot runs it again: RancherOS starts each service's container that is not running
 # (libcompose docker/container.go, Container.Up), exited or not.
@@ -61,9 +61,9 @@ def user_service(name: str, image: str, *, one_shot: bool = False, **options: An
     `labels` in options are added; `io.rancher.os.after` there lists more services to start after.
     """
     labels = dict(options.pop("labels", {}))
-    after = [IMAGES_SERVICE, *filter(None, labels.pop(_AFTER, "").split(","))]
+    after = [IMAGES_SERVICE, *filter(None, labels.pop(AFTER, "").split(","))]
     restart = ONE_SHOT_RESTART if one_shot else "always"
-    service = {"image": image, "labels": {_AFTER: ",".join(after), **labels}, "restart": restart, **options}
+    service = {"image": image, "labels": {AFTER: ",".join(after), **labels}, "restart": restart, **options}
     return {"rancher": {"services": {name: service}}}
 
 
@@ -163,14 +163,14 @@ def _supervisors(listing: str) -> dict[str, Any]:
                 IMAGES_SERVICE: system_service(
                     ROS_BASE_IMAGE,
                     command=["sh", f"/usr/local/sbin/{IMAGES_SERVICE}"],
-                    labels={_AFTER: "docker", "io.rancher.os.detach": "false"},
+                    labels={AFTER: "docker", "io.rancher.os.detach": "false"},
                     volumes_from=volumes,
                     **common,
                 ),
                 HEALTH_SERVICE: system_service(
                     ROS_BASE_IMAGE,
                     command=["sh", f"/usr/local/sbin/{HEALTH_SERVICE}"],
-                    labels={_AFTER: BOOTSTRAP_SERVICE},
+                    labels={AFTER: BOOTSTRAP_SERVICE},
                     volumes_from=volumes,
                     **common,
                 ),

@@ -54,4 +54,4 @@ def primary_agent_service(
         "SWARM_HOST": f"tcp://127.0.0.1:{manager_port}",
         "CONSUL_HTTP_ADDR": consul,
     }
-    return {"rancher": {"services": agent_service(SERVICE, MODULE, archive, environment)}}
+    return agent_service(SERVICE, MODULE, archive, environment)

@@ -76,7 +76,9 @@ def test_a_bootstrap_rancheros_would_rewrite_is_refused() -> None:
 
 
 def test_agent_service_is_a_user_docker_service_that_runs_from_the_archive() -> None:
-    services = agent_service("drain", "drain", ARCHIVE, {"X": "1"}, args=["--window", "300"], volumes=["/x:/y"])
+    services = agent_service("drain", "drain", ARCHIVE, {"X": "1"}, args=["--window", "300"], volumes=["/x:/y"])[
+        "rancher"
+    ]["services"]
     ((name, service),) = services.items()
     assert name == "drain" and service["image"] == AGENT_IMAGE
     # No io.rancher.os.scope: user Docker; started after node-images pulled its image with retries.
@@ -89,7 +91,7 @@ def test_agent_service_is_a_user_docker_service_that_runs_from_the_archive() -> 
 
 
 def test_a_host_document_with_an_agent_round_trips_and_is_schema_valid() -> None:
-    document = {"write_files": bootstrap_files(), "rancher": {"services": agent_service("drain", "drain", ARCHIVE)}}
+    document = {"write_files": bootstrap_files(), **agent_service("drain", "drain", ARCHIVE)}
     text = finish(document, "test host")
     assert yaml.safe_load(decode_user_data(encode_user_data(text)).split("\n", 1)[1]) == document
     jsonschema.validate(document, yaml.safe_load(SCHEMA.read_text(encoding="utf-8")))
