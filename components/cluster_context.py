@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.rancheros_fleet import RootVolume
 from stack_config.models import Access
 
 
@@ -17,6 +18,9 @@ class HostImage:
     ami_id: str
     root_device_name: pulumi.Input[str]  # the AMI's own root device: another name would add a blank volume
     kms_key_arn: str | None  # None: the account's default EBS key
+
+    def root_volume(self, size_gb: int) -> RootVolume:
+        return RootVolume(self.root_device_name, size_gb, self.kms_key_arn)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import pulumi_aws as aws
 from components.cluster_context import ClusterContext
 from components.internal_endpoint import InternalEndpoint, InternalEndpointArgs
 from components.node_agents_archive import NodeAgentsArchive, NodeAgentsArchiveArgs
-from components.rancheros_fleet import FleetSize, RancherOSFleet, RancherOSFleetArgs, RootVolume
+from components.rancheros_fleet import FleetSize, RancherOSFleet, RancherOSFleetArgs
 from components.registry_bucket import SNAPSHOT_PREFIX, RegistryBucket, RegistryBucketArgs
 from components.secret_parameter import SecretParameter, SecretParameterArgs
 from components.security_rules import SSH_PORT, allow
@@ -134,7 +134,7 @@ class ClusterServices(pulumi.ComponentResource):
             self._endpoint_args("consul", CONSUL_HTTP_PORT, servers, nodes, health_check_path=None),
             child,
         )
-        count, agents = args.consul.serverCount, self.agents.archive
+        count = args.consul.serverCount
         gossip_key = self._secret("consul-gossip-key", "Consul gossip encryption key", args.consul_gossip_key, child)
 
         def render(values: list[Any]) -> str:
@@ -166,8 +166,8 @@ class ClusterServices(pulumi.ComponentResource):
             RancherOSFleetArgs(
                 ami_id=args.cluster.host_image.ami_id,
                 instance_type=args.consul.instanceType,
-                root_volume=self._root_volume(args.consul.rootVolumeSizeGb),
-                user_data=pulumi.Output.all(bucket.bucket_name, agents).apply(render),
+                root_volume=args.cluster.host_image.root_volume(args.consul.rootVolumeSizeGb),
+                user_data=pulumi.Output.all(bucket.bucket_name, self.agents.archive).apply(render),
                 security_group_ids=[servers.id],
                 subnet_ids=args.cluster.subnet_ids,
                 size=FleetSize(count, count, count),
@@ -235,7 +235,7 @@ class ClusterServices(pulumi.ComponentResource):
             RancherOSFleetArgs(
                 ami_id=args.cluster.host_image.ami_id,
                 instance_type=args.registry.instanceType,
-                root_volume=self._root_volume(args.registry.rootVolumeSizeGb),
+                root_volume=args.cluster.host_image.root_volume(args.registry.rootVolumeSizeGb),
                 user_data=user_data,
                 security_group_ids=[hosts.id],
                 subnet_ids=args.cluster.subnet_ids,
@@ -319,10 +319,6 @@ class ClusterServices(pulumi.ComponentResource):
     def _allow_ssh(self, guard: aws.ec2.SecurityGroup, role: str, child: pulumi.ResourceOptions) -> None:
         for k, cidr in enumerate(self._args.cluster.access.sshCidrs):
             allow(f"{self._name}-{role}-ssh-{k}", guard.id, "tcp", SSH_PORT, "SSH from admins", child, cidr=cidr)
-
-    def _root_volume(self, size_gb: int) -> RootVolume:
-        image = self._args.cluster.host_image
-        return RootVolume(image.root_device_name, size_gb, image.kms_key_arn)
 
     def _instance_tags(self, name: str, component: str, extra: Mapping[str, str]) -> dict[str, str]:
         return {

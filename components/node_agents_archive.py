@@ -53,9 +53,7 @@ class NodeAgentsArchive(pulumi.ComponentResource):
             ),
             pulumi.ResourceOptions(parent=self),
         )
-        self.archive = pulumi.Output.from_input(stored.bucket).apply(
-            lambda bucket: AgentArchive(_url(bucket, args.region, key), args.region)
-        )
+        self.archive = stored.bucket.apply(lambda bucket: AgentArchive(_url(bucket, args.region, key), args.region))
         self.read_statements = _read_statements(args, key)
         self.register_outputs({"key": stored.key, "sha256": digest})
 

@@ -17,7 +17,7 @@ from components.cluster_context import ClusterContext
 from components.internal_endpoint import InternalEndpoint, InternalEndpointArgs
 from components.node_agents_archive import NodeAgentsArchive
 from components.node_drain import hook_name, lifecycle_statement, termination_hook
-from components.rancheros_fleet import FleetSize, RancherOSFleet, RancherOSFleetArgs, RootVolume
+from components.rancheros_fleet import FleetSize, RancherOSFleet, RancherOSFleetArgs
 from components.security_rules import SSH_PORT, allow
 from components.user_data import rendered
 from node_agents import capacity
@@ -72,9 +72,7 @@ class SwarmNodeGroup(pulumi.ComponentResource):
             RancherOSFleetArgs(
                 ami_id=cluster.host_image.ami_id,
                 instance_type=group.instanceType,
-                root_volume=RootVolume(
-                    cluster.host_image.root_device_name, group.rootVolumeSizeGb, cluster.host_image.kms_key_arn
-                ),
+                root_volume=cluster.host_image.root_volume(group.rootVolumeSizeGb),
                 user_data=_user_data(args, name),
                 security_group_ids=[swarm.node_security_group_id, guard.id],
                 subnet_ids=cluster.subnet_ids,

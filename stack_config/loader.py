@@ -96,7 +96,7 @@ def _unflatten(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
     allowed = [k for k in StackConfig.model_fields if k != "region"]
     for full_key, value in sorted(raw.items()):
         namespace, _, key = full_key.partition(":")
-        if namespace != NAMESPACE and near_namespace(namespace):
+        if near_namespace(namespace):
             found.append(
                 (
                     path_part(full_key),

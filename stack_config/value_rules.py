@@ -73,12 +73,6 @@ def ipv4_cidr(value: str) -> str:
         ) from None
 
 
-def not_latest(value: str) -> str:
-    if value.endswith(":latest"):
-        raise ValueError(f"{quoted(value)} is not pinned; name a version tag so every node runs the same image")
-    return value
-
-
 def environment(value: str) -> str:
     # AWS names start with it: load balancer names may not start with "internal-", security groups with "sg-".
     if value.startswith(("internal", "sg-")):
