@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,8 @@ API = "/v1.24"
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 TIMEOUT = 30.0
 SWARM_LABEL_PREFIX = "com.docker.swarm."
+SWARM_ID_LABEL = SWARM_LABEL_PREFIX + "id"  # classic Swarm's id of a container it scheduled
+DEFAULT_STOP_TIMEOUT = 10  # Docker's own default for `docker stop`
 _UNITS = {unit: 1 << (10 * n) for n, unit in enumerate(("B", "KiB", "MiB", "GiB", "TiB", "PiB"))}
 
 
@@ -99,6 +102,11 @@ def parse_swarm_info(info: dict[str, Any]) -> SwarmInfo:
     )
 
 
+def stop_timeout(inspected: Mapping[str, Any]) -> int:
+    """The seconds `docker stop` waits for this container (its own StopTimeout, else Docker's default)."""
+    return int((inspected.get("Config") or {}).get("StopTimeout") or DEFAULT_STOP_TIMEOUT)
+
+
 def split_swarm_name(listed: str) -> tuple[str, str]:
     """`/<node>/<name>` (a name Swarm lists) -> (node, name); an engine's `/<name>` -> ("", name)."""
     node, _, name = listed.lstrip("/").rpartition("/")
@@ -156,7 +164,7 @@ class Docker:
         """Starts it (already running is fine: 304)."""
         self._http.request("POST", f"{API}/containers/{self._id(name_or_id)}/start", ok=(304,))
 
-    def stop(self, name_or_id: str, *, timeout: int = 10) -> None:
+    def stop(self, name_or_id: str, *, timeout: int = DEFAULT_STOP_TIMEOUT) -> None:
         """SIGTERM, then SIGKILL after `timeout` seconds (already stopped is fine: 304)."""
         client = HttpClient(self.host, timeout=self.timeout + timeout)
         client.request("POST", f"{API}/containers/{self._id(name_or_id)}/stop", query={"t": str(timeout)}, ok=(304,))

@@ -47,7 +47,7 @@ from typing import Any
 
 from node_agents.aws import Aws, AwsError
 from node_agents.consul import Consul
-from node_agents.docker import Docker, split_swarm_name, swarm_list_label
+from node_agents.docker import SWARM_ID_LABEL, Docker, split_swarm_name, stop_timeout, swarm_list_label
 from node_agents.drain_signal import DRAINING_PREFIX, draining_value
 from node_agents.http import HttpError
 from node_agents.imds import Imds, ImdsError
@@ -59,14 +59,12 @@ MANAGER_PORT = 4000
 POLL_SECONDS = 5.0
 HEARTBEAT_INTERVAL = 30.0  # well inside the hook's heartbeat timeout (components.node_drain)
 HANDOVER_SECONDS = 60.0  # a replica takes a released lock within a second; longer means there is none
-DEFAULT_STOP_TIMEOUT = 10  # Docker's own default for `docker stop`
 DISCOVERY_PREFIX = "docker/nodes/"  # swarm join's key: <prefix><ip>:2375, value <ip>:2375
 LEADER_KEY = "docker/swarm/leader"  # swarm manage --replication's lock; value: the primary's ip:4000
 EXPECTED_PREFIX = "swarm-cluster/reschedule-expected/"  # <ip>: what the draining node expects to move
 RESCHEDULED_PREFIX = "swarm-cluster/rescheduled/"  # <ip>: what the witness saw running elsewhere
 # After its window a drain still stops containers and completes; past this, its Consul entries are stale.
 FINISH_ALLOWANCE_SECONDS = 120.0
-SWARM_ID = "com.docker.swarm.id"
 RESCHEDULE = "on-node-failure"
 STATE_DIR = "/var/lib/swarm-cluster/drain"  # on the host: a restarted container resumes from it
 STEPS = ("signal", "handover", "announce", "leave", "wait", "stop", "complete")
@@ -120,7 +118,7 @@ def reschedulable(container: dict[str, Any]) -> bool:
 
 def swarm_containers(containers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Containers created through Swarm (the cluster's workloads), not the node's own services."""
-    return [c for c in containers if SWARM_ID in (c.get("Labels") or {})]
+    return [c for c in containers if SWARM_ID_LABEL in (c.get("Labels") or {})]
 
 
 def local_name(container: dict[str, Any]) -> str:
@@ -130,7 +128,7 @@ def local_name(container: dict[str, Any]) -> str:
 def plan_moves(containers: list[dict[str, Any]]) -> tuple[dict[str, str], list[str]]:
     """({swarm id: name} of running Swarm containers that will move, sorted names of those that will not)."""
     running = [c for c in swarm_containers(containers) if c.get("State") == "running"]
-    moving = {c["Labels"][SWARM_ID]: local_name(c) for c in running if reschedulable(c)}
+    moving = {c["Labels"][SWARM_ID_LABEL]: local_name(c) for c in running if reschedulable(c)}
     staying = sorted(local_name(c) for c in running if not reschedulable(c))
     return moving, staying
 
@@ -141,7 +139,7 @@ def running_elsewhere(
     """Swarm ids of `expected` that run on a node other than `engine` (ip:2375), from the primary's list."""
     found = set()
     for container in cluster:
-        swarm_id = (container.get("Labels") or {}).get(SWARM_ID)
+        swarm_id = (container.get("Labels") or {}).get(SWARM_ID_LABEL)
         node = split_swarm_name((container.get("Names") or ["/"])[0])[0]
         if swarm_id in expected and container.get("State") == "running" and node_addresses.get(node) != engine:
             found.add(swarm_id)
@@ -215,9 +213,9 @@ class Drain:
             state = self.state.load()
             self.state.update(done=[*state["done"], step])
 
-    def heartbeat(self, force: bool = False) -> None:
-        last = float(self.state.load().get("heartbeat", 0.0))
-        if not force and self.elapsed(last) < HEARTBEAT_INTERVAL:
+    def heartbeat(self) -> None:
+        last = float(self.state.load().get("heartbeat", 0.0))  # 0.0 before the first: due at once
+        if self.elapsed(last) < HEARTBEAT_INTERVAL:
             return
         try:
             self.aws.call("autoscaling", "RecordLifecycleActionHeartbeat", self._action())
@@ -236,7 +234,7 @@ class Drain:
         """Polls `done` until it holds or the window (or `limit` seconds) runs out, heartbeating."""
         start = self.clock.now()
         while True:
-            self.heartbeat(force=self.state.load().get("heartbeat", 0.0) == 0.0)
+            self.heartbeat()
             if self.swarm is not None and not self.settings.hands_over:
                 witness_tick(self.swarm, self.consul, self.clock)  # a lone manager witnesses its own drain
             try:
@@ -268,7 +266,7 @@ class Drain:
 
     def handover(self) -> None:
         mine = f"{self.ip}:{MANAGER_PORT}"
-        self.engine.stop(self.settings.swarm_manager, timeout=DEFAULT_STOP_TIMEOUT)
+        self.engine.stop(self.settings.swarm_manager)
         leader, session = self._leader()
         if leader == mine:
             # swarm manage exits without resigning (log.Fatal skips its deferred Resign): release the
@@ -295,7 +293,7 @@ class Drain:
         self.state.update(expected=moving)
 
     def leave(self) -> None:
-        self.engine.stop(self.settings.swarm_agent, timeout=DEFAULT_STOP_TIMEOUT)
+        self.engine.stop(self.settings.swarm_agent)
         self.consul.kv_delete(f"{DISCOVERY_PREFIX}{self.ip}:{ENGINE_PORT}")
         log(AGENT, "left Swarm discovery; the primary reschedules now")
 
@@ -314,9 +312,7 @@ class Drain:
         running = [c for c in swarm_containers(self.engine.containers()) if c.get("State") == "running"]
 
         def stop(container: dict[str, Any]) -> None:
-            details = self.engine.inspect(container["Id"]) or {}
-            timeout = (details.get("Config") or {}).get("StopTimeout") or DEFAULT_STOP_TIMEOUT
-            self.engine.stop(container["Id"], timeout=int(timeout))
+            self.engine.stop(container["Id"], timeout=stop_timeout(self.engine.inspect(container["Id"]) or {}))
             log(AGENT, f"stopped {local_name(container)}")
 
         with ThreadPoolExecutor(max_workers=max(1, min(16, len(running)))) as pool:

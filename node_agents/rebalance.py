@@ -18,15 +18,14 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from node_agents.docker import Docker
+from node_agents.docker import SWARM_ID_LABEL, SWARM_LABEL_PREFIX, Docker, stop_timeout
 from node_agents.http import HttpStatusError
 from node_agents.rebalance_plan import Move
 from node_agents.runtime import Clock, log
-from node_agents.swarm_state import SWARM_ID_LABEL
 
 AGENT = "rebalance"
 COPY_SUFFIX = ".rebalancing"
-CONSTRAINTS_LABEL = "com.docker.swarm.constraints"
+CONSTRAINTS_LABEL = SWARM_LABEL_PREFIX + "constraints"
 POLL_SECONDS = 2.0
 # Without a health check "running" is all there is to see; a copy must stay up this long to count.
 SETTLE_SECONDS = 10.0
@@ -46,7 +45,11 @@ def copy_config(inspected: Mapping[str, Any], target_id: str) -> dict[str, Any]:
     except ValueError:
         stored = []
     labels[CONSTRAINTS_LABEL] = json.dumps([c for c in stored if not _soft_node(c)] + [f"node==~{target_id}"])
-    env = [e for e in config.get("Env") or [] if not (e.startswith("constraint:") and _soft_node(e[11:]))]
+    env = [
+        e
+        for e in config.get("Env") or []
+        if not (e.startswith("constraint:") and _soft_node(e.removeprefix("constraint:")))
+    ]
     short_id = str(inspected.get("Id", ""))[:12]
     if config.get("Hostname") == short_id:
         del config["Hostname"]  # Docker's default, the original's id: the copy gets its own
@@ -89,7 +92,7 @@ class Mover:
             if copy:
                 self.swarm.remove(copy, force=True)
             return False
-        self.swarm.stop(move.container.id, timeout=int((inspected.get("Config") or {}).get("StopTimeout") or 10))
+        self.swarm.stop(move.container.id, timeout=stop_timeout(inspected))
         self.swarm.remove(move.container.id)
         self.swarm.rename(copy, name)
         log(AGENT, f"moved {what}")

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from node_agents.docker import Docker, SwarmInfo
+from node_agents.docker import SWARM_ID_LABEL, Docker, SwarmInfo
 from node_agents.http import HttpStatusError
 from node_agents.rebalance_plan import Container, Node
 
-SWARM_ID_LABEL = "com.docker.swarm.id"
 # Swarm prints "Reserved Memory" with four significant digits: count a node 0.05 % smaller than it reads.
 _PRINT_PRECISION = 0.0005
 _SHARED_NETWORK_SCOPES = ("global", "swarm")
