@@ -38,7 +38,9 @@ TIMEOUT = 30.0
 def agent_env(imds_url: str | None = None, aws: FakeAws | None = None, **extra: str) -> dict[str, str]:
     """A clean environment for an agent: IMDS_ENDPOINT, the fake AWS endpoint with static credentials
     (omit `aws` and serve role credentials from FakeImds to exercise that path), and `extra`."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), "PYTHONPYCACHEPREFIX": _pycache()}
+    # The bytecode the test process already cached (`dev.py` sets a prefix under .venv), else a session's own.
+    pycache = os.environ.get("PYTHONPYCACHEPREFIX") or _pycache()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), "PYTHONPYCACHEPREFIX": pycache}
     if imds_url:
         env["IMDS_ENDPOINT"] = imds_url
     if aws:
