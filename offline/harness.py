@@ -268,7 +268,36 @@ def run_stack(
 
     Raises whatever the program raises: `pulumi.RunError` for a bad config, as under `pulumi up`; what was
     registered until then is in `record`, when the caller passes one.
+
+    The program runs in a thread of its own, at the top of a short stack as under the language host: the SDK
+    captures the caller's stack for every resource it registers, and under pytest that walked some fifty frames
+    of the test runner's, a fifth of each run.
     """
+    outcome: list[StackRun | BaseException] = []
+
+    def program_thread() -> None:
+        try:
+            outcome.append(_run(stack, preview, config, secret_keys, project_dir, record))
+        except BaseException as error:  # re-raised in the caller's thread below
+            outcome.append(error)
+
+    thread = threading.Thread(target=program_thread, name=f"pulumi-program-{stack}", daemon=True)
+    thread.start()
+    thread.join()
+    (result,) = outcome
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def _run(
+    stack: str,
+    preview: bool,
+    config: Mapping[str, str] | None,
+    secret_keys: Collection[str],
+    project_dir: Path,
+    record: StackRun | None,
+) -> StackRun:
     values, secrets = stack_config_map(stack, project_dir) if config is None else (dict(config), list(secret_keys))
     region = values.get("aws:region", "us-east-1")
     run = StackRun(stack=stack) if record is None else record
