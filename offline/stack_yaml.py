@@ -15,7 +15,10 @@ import re
 from typing import Any
 
 import yaml
+from yaml._yaml import CParser
+from yaml.composer import Composer
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
 
 from stack_config.quoting import path_part, quoted
 
@@ -39,11 +42,17 @@ class YamlProblem(Exception):
         super().__init__(f"{path}: {'' if line is None else f'line {line}: '}{reason}")
 
 
-class _Loader(yaml.SafeLoader):
-    """Composes nodes only; tags untagged plain scalars as `_PLAIN` so their type is decided below."""
+class _Loader(Composer, CParser, Resolver):
+    """Composes nodes only; tags untagged plain scalars as `_PLAIN` so their type is decided below.
+
+    libyaml scans and parses (a sixth of the pure-Python reader's time; its parser keeps its own stack, so no
+    input recurses in C); nodes are composed here, in Python, where the depth is counted.
+    """
 
     def __init__(self, text: str) -> None:
-        super().__init__(text)
+        CParser.__init__(self, text)
+        Composer.__init__(self)
+        Resolver.__init__(self)
         self.depth = 0
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
@@ -55,11 +64,20 @@ class _Loader(yaml.SafeLoader):
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
-                line = self.peek_event().start_mark.line + 1  # type: ignore[no-untyped-call]
-                raise YamlProblem("(file)", line, f"nested more than {MAX_DEPTH} levels deep; no stack file needs that")
+                mark = getattr(self.peek_event(), "start_mark", None)
+                raise _too_deep(None if mark is None else mark.line + 1)
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
+
+
+# libyaml's scanner looks ahead for keys in flow collections, so past its own limit (1,000) it refuses before the
+# composer has counted to MAX_DEPTH; it is the same problem.
+_LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"
+
+
+def _too_deep(line: int | None) -> YamlProblem:
+    return YamlProblem("(file)", line, f"nested more than {MAX_DEPTH} levels deep; no stack file needs that")
 
 
 def load_yaml(text: str) -> Any:
@@ -70,7 +88,13 @@ def load_yaml(text: str) -> Any:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = None if mark is None else mark.line + 1
+        if error.problem == _LIBYAML_TOO_DEEP:
+            raise _too_deep(line) from None
         raise YamlProblem("(file)", line, f"not valid YAML ({error.problem}); fix the syntax") from None
+    except yaml.reader.ReaderError as error:  # libyaml's offset counts the UTF-8 bytes it was given
+        line = text.encode().count(b"\n", 0, error.position) + 1
+        reason = f"character U+{error.character:04X} is not allowed in YAML ({error.reason}); remove it"
+        raise YamlProblem("(file)", line, reason) from None
     except yaml.YAMLError as error:
         raise YamlProblem("(file)", None, f"not valid YAML ({quoted(str(error))}); fix the syntax") from None
     finally:
