@@ -1,15 +1,21 @@
-"""Shared fixtures: one recorded run of the whole program per stack, reused by every test module."""
+"""Shared fixtures: one recorded run of the whole program per stack, reused by every test module and, under
+pytest-xdist, by every worker."""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import gc
+import pickle
 from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from offline.harness import StackRun, run_stack
+if TYPE_CHECKING:  # the xdist controller loads this file too, and runs no program
+    from offline.harness import StackRun
 
 STACKS = ("staging", "production")
 
@@ -30,9 +36,32 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     gc.freeze()
 
 
+_SHARED: dict[str, Path] = {}  # "runs": the folder this session's xdist workers share, when there are workers
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # a worker's temporary folder is in the controller's, which pytest cleans up
+        _SHARED["runs"] = Path(config.option.basetemp).parent
+
+
 @cache
 def recorded(stack: str) -> StackRun:
-    return run_stack(stack)
+    """The session's one run of `stack`: the first worker to ask runs it and leaves it for the others, as a serial
+    session reuses it (each worker ran both stacks for itself: a second of CPU per worker)."""
+    from offline.harness import run_stack
+
+    folder = _SHARED.get("runs")
+    if folder is None:
+        return run_stack(stack)
+    saved = folder / f"recorded-{stack}.pickle"
+    with (folder / f"recorded-{stack}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait for the one running it; released when the file closes
+        if saved.exists():
+            run: StackRun = pickle.loads(saved.read_bytes())
+            return run
+        run = run_stack(stack)
+        saved.write_bytes(pickle.dumps(run, pickle.HIGHEST_PROTOCOL))
+        return run
 
 
 @pytest.fixture(params=STACKS)
