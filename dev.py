@@ -62,18 +62,23 @@ def _ensure_venv() -> None:
     if not PYTHON.exists():
         venv.create(VENV, with_pip=True)
     pip = [str(PYTHON), "-m", "pip", "install", "-qq", "--disable-pip-version-check"]
-    subprocess.run([*pip, "-r", str(ROOT / "requirements-dev.txt")], check=True, cwd=ROOT)
+    # pip compiles what it installs; under the same prefix, the first test run finds it compiled.
+    subprocess.run([*pip, "-r", str(ROOT / "requirements-dev.txt")], check=True, cwd=ROOT, env=_environment())
     STAMP.write_text(wanted)
 
 
-def _in_venv(*args: str) -> int:
+def _environment() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_CONFIG")}
     # Bytecode is cached under .venv, never beside the sources, so it is written even where
     # PYTHONDONTWRITEBYTECODE keeps source trees clean: without it every test worker and every plan compiles the
     # project's modules (and rewrites the tests' asserts) again, about 2 s of CPU per test run.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.setdefault("PYTHONPYCACHEPREFIX", str(VENV / "pycache"))
-    return subprocess.run([str(PYTHON), *args], cwd=ROOT, env=env).returncode
+    return env
+
+
+def _in_venv(*args: str) -> int:
+    return subprocess.run([str(PYTHON), *args], cwd=ROOT, env=_environment()).returncode
 
 
 def plan(args: list[str]) -> int:
