@@ -88,7 +88,7 @@ def plan(args: list[str]) -> int:
 def _parallel() -> list[str]:
     """pytest-xdist options: one worker per core and one more, which runs tests while others wait (agents polling
     fakes, probes of dropped packets); in paired runs on 2 cores it was never slower than one worker per core, and
-    3 s faster while the suite waited longer, for the extra worker's collection (about 3 s of CPU). Each test file
+    3 s faster while the suite waited longer, for the extra worker's collection (about 1 s of CPU). Each test file
     runs whole on one worker, so a module-scoped fixture (namespaced network, fake services) is built once, not
     once per worker; that beat splitting files (`load`, `worksteal`). Later `-n`/`--dist` win:
     `python3 dev.py test -n 0` runs serially (pdb, prints)."""
