@@ -37,10 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from offline.harness import StackRun, run_stack  # noqa: E402 (the project is not installed, it is on the path)
+from offline.program_copy import copy_program  # noqa: E402
 
 STACK = "production"
-PROGRAM_FILES = ("Pulumi.yaml", f"Pulumi.{STACK}.yaml", "__main__.py")
-PROGRAM_DIRS = ("components", "stack_config", "rendering", "offline", "node_agents")
 TEMPLATE_GROUP = "services"
 
 # The floor: every resource of floor.json with its typed class, in an order that creates parents and dependencies
@@ -161,12 +160,7 @@ def _columns(pairs: list[tuple[float, float]], width_a: int, width_b: int) -> st
 
 
 def _project(project: Path, count: int) -> Path:
-    project.mkdir(parents=True)
-    for name in PROGRAM_FILES:
-        shutil.copy(ROOT / name, project / name)
-    for name in PROGRAM_DIRS:
-        if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+    copy_program(project)
     stack_file = project / f"Pulumi.{STACK}.yaml"
     document = yaml.safe_load(stack_file.read_text())
     groups = document["config"]["swarm-cluster:nodeGroups"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 from contextlib import redirect_stderr, redirect_stdout
 from functools import cache
@@ -18,20 +17,9 @@ from pathlib import Path
 
 from offline import plan
 from offline.harness import StackRun, run_stack
-from offline.stack_files import PROJECT_ROOT, stack_config_map
+from offline.stack_files import stack_config_map
 
-PROGRAM_FILES = ("Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.production.yaml", "__main__.py")
-PROGRAM_DIRS = ("components", "stack_config", "rendering", "offline", "node_agents")
 COST_TAGS = {"CostCenter": "finance", "Owner": "platform-team"}  # one changed, one added
-
-
-def project_copy(tmp_path: Path) -> Path:
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    for name in PROGRAM_FILES:
-        shutil.copy(PROJECT_ROOT / name, tmp_path / name)
-    for name in PROGRAM_DIRS:
-        shutil.copytree(PROJECT_ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-    return tmp_path
 
 
 def plan_in_process(project: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -20,11 +20,12 @@ from pulumi.runtime.proto import resource_pb2
 from offline import plan
 from offline.artifacts import MARKER, write_artifacts
 from offline.harness import resource_options
+from offline.program_copy import copy_program
 from offline.stack_files import PROJECT_ROOT
 from offline.summary import summarize
 from rendering.yaml_text import decode_user_data
 from tests.conftest import recorded
-from tests.plan_runs import plan_in_process, project_copy
+from tests.plan_runs import plan_in_process
 
 DEV = [sys.executable, str(PROJECT_ROOT / "dev.py")]
 
@@ -143,7 +144,7 @@ def test_every_option_of_a_request_is_recorded() -> None:
 
 
 def test_plan_of_a_broken_stack_file_exits_2_without_traceback(tmp_path: Path) -> None:
-    project = project_copy(tmp_path)
+    project = copy_program(tmp_path)
     stack_file = project / "Pulumi.staging.yaml"
     stack_file.write_text(
         stack_file.read_text().replace("serverCount: 1", "serverCount: 4").replace("amiId: ami-", "amiId: img-")

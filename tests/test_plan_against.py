@@ -21,12 +21,13 @@ import pytest
 import yaml
 
 from offline.compare import render, report, working_tree
+from offline.program_copy import copy_program
 from offline.refresh_time import BOOT_SECONDS
 from offline.snapshot import record
 from offline.stack_files import SECRET_PLACEHOLDER, stack_config_map
 from rendering.yaml_text import decode_user_data
 from tests.conftest import recorded
-from tests.plan_runs import plan_in_process, project_copy, retagged
+from tests.plan_runs import plan_in_process, retagged
 
 GROUP = "aws:autoscaling/group:Group"
 TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
@@ -43,7 +44,7 @@ def _git(project: Path, *args: str) -> str:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A one-commit repository holding the program as it is now."""
-    copy = project_copy(tmp_path / "repo")
+    copy = copy_program(tmp_path / "repo")
     _git(copy, "init", "-q", "-b", "main")
     _git(copy, "add", "-A")
     _git(copy, "commit", "-q", "-m", "base")
@@ -64,7 +65,7 @@ def _committed(stack: str) -> list[dict[str, Any]]:
 
 def _compared(tmp_path: Path, stack: str, key: str, change: Callable[[Any], Any]) -> dict[str, Any]:
     """What `plan STACK --against` reports when the working tree edits one key of the stack file."""
-    project = project_copy(tmp_path / "tree")
+    project = copy_program(tmp_path / "tree")
     _edit(project, stack, key, change)
     return _compared_with(stack, working_tree(stack, project))
 

@@ -12,18 +12,18 @@ import yaml
 from offline import plan
 from offline.artifacts import write_artifacts
 from offline.harness import StackRun, run_stack
+from offline.program_copy import copy_program
 from offline.stack_files import PROJECT_ROOT, SECRET_PLACEHOLDER, StackFileError, esc_imports, stack_config_map
 from stack_config.loader import load_stack_config
 from tests.conftest import recorded
 from tests.plan_runs import plan_in_process as _plan
-from tests.plan_runs import project_copy as _project_copy
 
 SECRET_KEY = "swarm-cluster:registryHttpSecret"
 LITERAL = "0123456789abcdef-plain-text"
 
 
 def _with_stack_file(tmp_path: Path, stack: str, edit: dict[str, object]) -> Path:
-    project = _project_copy(tmp_path)
+    project = copy_program(tmp_path)
     path = project / f"Pulumi.{stack}.yaml"
     document = yaml.safe_load(path.read_text())
     for key, value in edit.items():

@@ -19,13 +19,14 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from offline.harness import StackRun, run_stack
+from offline.program_copy import copy_program
 from offline.stack_files import PROJECT_ROOT, StackFileError, stack_config_map
 from offline.stack_yaml import MAX_DEPTH
 from rendering.rancheros_host import RESERVED_VARIABLES
 from stack_config.loader import ConfigError, load_stack_config
 from stack_config.value_rules import SHELL_VARIABLES
 from tests.cloud_config_checks import incompressible
-from tests.plan_runs import plan_in_process, project_copy
+from tests.plan_runs import plan_in_process
 from tests.stack_mutations import (
     MESSAGE_LIMIT,
     Path_,
@@ -547,7 +548,7 @@ def test_every_class_exits_2_with_one_message_and_declares_nothing(
 def test_a_renderer_refusal_exits_2_without_asyncio_noise(tmp_path: Path) -> None:
     """What validation cannot foresee (the user-data size) is refused mid-run: still one line, no traceback and
     none of the "Future exception was never retrieved" the pending registrations print at interpreter exit."""
-    copy = project_copy(tmp_path)
+    copy = copy_program(tmp_path)
     # random values: user-data is stored gzip'd, so only text that does not compress reaches the limit
     variables = [{"tag": f"example.s{i}", "variable": f"V_{i}", "value": incompressible(256, i)} for i in range(40)]
     (copy / "Pulumi.staging.yaml").write_text(
