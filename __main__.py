@@ -7,6 +7,7 @@ from components import stack_settings
 from components.cluster_context import ClusterContext, HostImage
 from components.cluster_services import ClusterServices, ClusterServicesArgs
 from components.swarm_node_group import SwarmContext, SwarmNodeGroup, SwarmNodeGroupArgs, primary_agent_spec
+from stack_config.loader import NAMESPACE
 
 config = stack_settings.load()
 environment = config.cluster.environment
@@ -53,8 +54,11 @@ swarm = SwarmContext(
 )
 
 groups = {
-    group.name: SwarmNodeGroup(f"{environment}-{group.name}", SwarmNodeGroupArgs(group, cluster, swarm))
-    for group in config.nodeGroups
+    group.name: SwarmNodeGroup(
+        f"{environment}-{group.name}",
+        SwarmNodeGroupArgs(group, cluster, swarm, config_key=f"{NAMESPACE}:nodeGroups[{index}]"),
+    )
+    for index, group in enumerate(config.nodeGroups)
 }
 
 pulumi.export("consulEndpoint", services.consul_endpoint)

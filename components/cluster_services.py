@@ -30,6 +30,7 @@ from components.user_data import rendered
 from rendering.consul_server import ConsulServerSpec, SnapshotSpec, render_consul_server
 from rendering.host_secret import parameter_name
 from rendering.registry import HttpSecret, RegistrySpec, render_registry_host
+from stack_config.loader import NAMESPACE
 from stack_config.models import Consul, Registry
 
 CONSUL_HTTP_PORT = 8500
@@ -159,7 +160,7 @@ class ClusterServices(pulumi.ComponentResource):
                 ),
                 agents=agents,
             )
-            return rendered("the Consul servers", lambda: render_consul_server(spec))
+            return rendered(f"{NAMESPACE}:consul", lambda: render_consul_server(spec))
 
         RancherOSFleet(
             name,
@@ -227,7 +228,7 @@ class ClusterServices(pulumi.ComponentResource):
                 instance_type=args.registry.instanceType,
                 kms_key_id=args.cluster.host_image.kms_key_arn,
             )
-            return rendered("the registry hosts", lambda: render_registry_host(spec))
+            return rendered(f"{NAMESPACE}:registry", lambda: render_registry_host(spec))
 
         user_data = pulumi.Output.all(bucket.bucket_name, self.agents.archive).apply(render)
         RancherOSFleet(

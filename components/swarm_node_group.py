@@ -51,6 +51,7 @@ class SwarmNodeGroupArgs:
     group: NodeGroup
     cluster: ClusterContext
     swarm: SwarmContext
+    config_key: str  # where the stack file declares the group, e.g. swarm-cluster:nodeGroups[2]: errors name it
 
 
 class SwarmNodeGroup(pulumi.ComponentResource):
@@ -280,7 +281,7 @@ def _user_data(args: SwarmNodeGroupArgs, name: str) -> pulumi.Output[str]:
             agents=agents,
             primary_agent=swarm.primary_agent if group.swarmManager else None,
         )
-        return rendered(f"node group {group.name}", lambda: render_swarm_node(spec))
+        return rendered(args.config_key, lambda: render_swarm_node(spec))
 
     return pulumi.Output.all(swarm.consul_endpoint, swarm.registry_endpoint, swarm.agents.archive).apply(render)
 

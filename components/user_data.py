@@ -7,10 +7,11 @@ from collections.abc import Callable
 import pulumi
 
 
-def rendered(hosts: str, render: Callable[[], str]) -> str:
-    """`render()`, with a refusal (too large, a value RancherOS would mangle) turned into a RunError,
-    which Pulumi and the offline plan print as one message without a traceback."""
+def rendered(config_key: str, render: Callable[[], str]) -> str:
+    """`render()`, with a refusal (too large, a value RancherOS would mangle) turned into a RunError naming the
+    stack file and the key of the hosts, which Pulumi and the offline plan print as one line without a traceback."""
+    stack_file = f"Pulumi.{pulumi.get_stack()}.yaml"
     try:
         return render()
     except ValueError as error:
-        raise pulumi.RunError(f"cannot render the user-data of {hosts}: {error}") from None
+        raise pulumi.RunError(f"{stack_file}: {config_key}: {error}") from None

@@ -558,7 +558,12 @@ def test_a_renderer_refusal_exits_2_without_asyncio_noise(tmp_path: Path) -> Non
         [sys.executable, "-m", "offline.plan", "staging"], cwd=copy, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 2, result.stderr
-    assert result.stderr.startswith("error: cannot render the user-data of node group ")
+    named = re.match(
+        r"error: Pulumi\.staging\.yaml: swarm-cluster:nodeGroups\[(\d+)\]: node group '(\w+)': ", result.stderr
+    )
+    assert named is not None, result.stderr
+    groups = document("staging")["config"][f"{NAMESPACE}:nodeGroups"]
+    assert groups[int(named.group(1))]["name"] == named.group(2), "the key is where the file declares that group"
     assert "EC2 accepts at most 16384 bytes" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
