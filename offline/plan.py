@@ -2,7 +2,8 @@
 
     python3 dev.py plan [STACK | --stack STACK | -s STACK] [--json] [--out DIR | --against REF]
 
-Exit status: 0 planned, 2 the stack configuration is invalid, 1 the program failed.
+Exit status: 0 planned, 2 the stack configuration is invalid, 1 the program failed, 141 the reader of the output
+stopped early (`| head`), as for commands that SIGPIPE ends.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
+import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -175,7 +179,20 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def as_command(main: Callable[[], int]) -> int:
+    """`main()`'s exit status as a command's: 128 + SIGPIPE, without a traceback, when the reader of its output left
+    early (`dev.py plan --json | head`)."""
+    try:
+        try:
+            return main()
+        finally:
+            sys.stdout.flush()  # a reader that left shows here, not in the interpreter's flush at exit
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to write, at exit either
+        return 128 + signal.SIGPIPE
+
+
 if __name__ == "__main__":
-    status = main()
+    status = as_command(main)
     gc.freeze()  # the interpreter's last collection would walk the run's whole heap only to free it at exit
     sys.exit(status)

@@ -56,6 +56,21 @@ def test_help_exits_0_and_names_dev_py(argv: list[str]) -> None:
     assert "python3 dev.py plan" in result.stdout and "offline.plan" not in result.stdout
 
 
+def test_a_reader_that_stops_early_ends_the_plan_as_sigpipe_would_without_a_traceback() -> None:
+    """`dev.py plan --json | head`: the plan's entry point around output larger than a pipe holds, whose reader
+    has left before anything is written."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    code = "import sys; from offline.plan import as_command; sys.exit(as_command(lambda: print('{}' * 100_000) or 0))"
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=PROJECT_ROOT, stdout=writer, stderr=subprocess.PIPE, text=True, timeout=60
+        )
+    finally:
+        os.close(writer)
+    assert (result.returncode, result.stderr) == (141, "")
+
+
 def test_plan_help_exits_0_and_names_dev_py(capsys: pytest.CaptureFixture[str]) -> None:
     """`dev.py plan` passes its exit status on (the JSON test's process shows it): the plan's own help suffices."""
     with pytest.raises(SystemExit) as exited:
