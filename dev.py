@@ -137,4 +137,6 @@ COMMANDS = {
 }
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from offline.command import as_command  # standard library only: runs on the python3 that runs this file
+
+    sys.exit(as_command(lambda: main(sys.argv[1:])))

@@ -11,17 +11,15 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pulumi
 
 from offline.artifacts import ArtifactFolderError, check_folder, write_artifacts
+from offline.command import as_command
 from offline.harness import RecordedResource, StackRun, run_stack
 from offline.stack_files import PROJECT_ROOT, StackFileError, esc_imports, project_name
 from offline.summary import summarize, whole_numbers
@@ -177,19 +175,6 @@ def _shown(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-def as_command(main: Callable[[], int]) -> int:
-    """`main()`'s exit status as a command's: 128 + SIGPIPE, without a traceback, when the reader of its output left
-    early (`dev.py plan --json | head`)."""
-    try:
-        try:
-            return main()
-        finally:
-            sys.stdout.flush()  # a reader that left shows here, not in the interpreter's flush at exit
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to write, at exit either
-        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

@@ -56,16 +56,23 @@ def test_help_exits_0_and_names_dev_py(argv: list[str]) -> None:
     assert "python3 dev.py plan" in result.stdout and "offline.plan" not in result.stdout
 
 
-def test_a_reader_that_stops_early_ends_the_plan_as_sigpipe_would_without_a_traceback() -> None:
-    """`dev.py plan --json | head`: the plan's entry point around output larger than a pipe holds, whose reader
-    has left before anything is written."""
+@pytest.mark.parametrize(
+    "command",
+    [
+        [*DEV, "--help"],  # `dev.py --help | head`: output the pipe holds, refused when flushed
+        [  # `dev.py plan --json | head`: output larger than the pipe holds, refused while written
+            sys.executable,
+            "-c",
+            "import sys; from offline.command import as_command; sys.exit(as_command(lambda: print('{}' * 9**5) or 0))",
+        ],
+    ],
+    ids=["flushed", "written"],
+)
+def test_a_reader_that_stops_early_ends_the_command_as_sigpipe_would_without_a_traceback(command: list[str]) -> None:
     reader, writer = os.pipe()
-    os.close(reader)
-    code = "import sys; from offline.plan import as_command; sys.exit(as_command(lambda: print('{}' * 100_000) or 0))"
+    os.close(reader)  # the reader has left before anything is written
     try:
-        result = subprocess.run(
-            [sys.executable, "-c", code], cwd=PROJECT_ROOT, stdout=writer, stderr=subprocess.PIPE, text=True, timeout=60
-        )
+        result = subprocess.run(command, cwd=PROJECT_ROOT, stdout=writer, stderr=subprocess.PIPE, text=True, timeout=60)
     finally:
         os.close(writer)
     assert (result.returncode, result.stderr) == (141, "")

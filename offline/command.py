@@ -1,0 +1,21 @@
+"""Ending a command-line entry point as a command: standard library only, so `dev.py` (any python3) uses it too."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+
+
+def as_command(main: Callable[[], int]) -> int:
+    """`main()`'s exit status, or 128 + SIGPIPE without a traceback when the reader of its output left early
+    (`dev.py plan --json | head`), as for commands SIGPIPE ends."""
+    try:
+        try:
+            return main()
+        finally:
+            sys.stdout.flush()  # a reader that left shows here, not in the interpreter's flush at exit
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to write, at exit either
+        return 128 + signal.SIGPIPE
