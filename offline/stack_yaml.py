@@ -71,6 +71,9 @@ class _Loader(Composer, CParser, Resolver):
             self.depth -= 1
 
 
+# libyaml does not say which character (PyYAML and yaml.v3 do); the mark's index is a character's with text input.
+_NO_TOKEN = "found character that cannot start any token"
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # YAML 1.1's line breaks, as libyaml counts lines
 # libyaml's scanner looks ahead for keys in flow collections, so past its own limit (1,000) it refuses before the
 # composer has counted to MAX_DEPTH; it is the same problem.
 _LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"
@@ -90,9 +93,13 @@ def load_yaml(text: str) -> Any:
         line = None if mark is None else mark.line + 1
         if error.problem == _LIBYAML_TOO_DEEP:
             raise _too_deep(line) from None
-        raise YamlProblem("(file)", line, f"not valid YAML ({error.problem}); fix the syntax") from None
+        problem = error.problem
+        if problem == _NO_TOKEN and mark is not None and mark.index < len(text):
+            problem = f"found character {text[mark.index]!r} that cannot start any token"  # a tab, most often
+        raise YamlProblem("(file)", line, f"not valid YAML ({problem}); fix the syntax") from None
     except yaml.reader.ReaderError as error:  # libyaml's offset counts the UTF-8 bytes it was given
-        line = text.encode().count(b"\n", 0, error.position) + 1
+        before = text.encode()[: error.position].decode("utf-8", errors="ignore")
+        line = len(_LINE_BREAK.findall(before)) + 1
         reason = f"character U+{error.character:04X} is not allowed in YAML ({error.reason}); remove it"
         raise YamlProblem("(file)", line, reason) from None
     except yaml.YAMLError as error:

@@ -44,8 +44,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # default of a young collection every 700 allocations the collector took 1.2-1.6 s of the workers' CPU, at
     # 50,000 about 0.3 s; the suite's largest process grew from 233 to 247 MB.
     gc.set_threshold(50_000, 20, 20)
-    if hasattr(config, "workerinput"):  # a worker's temporary folder is in the controller's, which pytest cleans up
-        _SHARED["runs"] = Path(config.option.basetemp).parent
+    basetemp = getattr(config.option, "basetemp", None)
+    if hasattr(config, "workerinput") and basetemp:  # a local worker's folder is in the controller's, cleaned up
+        _SHARED["runs"] = Path(basetemp).parent
 
 
 @cache
@@ -64,7 +65,9 @@ def recorded(stack: str) -> StackRun:
             run: StackRun = pickle.loads(saved.read_bytes())
             return run
         run = run_stack(stack)
-        saved.write_bytes(pickle.dumps(run, pickle.HIGHEST_PROTOCOL))
+        partial = saved.with_suffix(".partial")  # a worker that dies while writing leaves no run to read
+        partial.write_bytes(pickle.dumps(run, pickle.HIGHEST_PROTOCOL))
+        partial.replace(saved)
         return run
 
 

@@ -73,13 +73,26 @@ def _in_list(path: Path_, name: str) -> bool:
 @GENERATED
 @given(stack=stacks, data=st.data())
 def test_a_control_character_names_its_line(folder: Path, stack: str, data: st.DataObject) -> None:
-    """YAML allows no control characters but tab and line breaks (yaml.v3 refuses them too)."""
-    text = (PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8")
-    where = data.draw(st.integers(0, len(text)))
+    """YAML allows no control characters but tab and line breaks (yaml.v3 refuses them too), and counts lines at
+    each of its line breaks, which a file saved elsewhere may use."""
+    eol = data.draw(st.sampled_from(["\n", "\r\n", "\r", "\x85", "\u2028"]))
+    text = (PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8").replace("\n", eol)
+    where = data.draw(st.integers(0, len(text)).filter(lambda i: text[i - 1 : i + 1] != "\r\n"))
     bad = data.draw(st.sampled_from(["\x00", "\x07", "\x1b", "\x7f", "\x9b", "\ufffe"]))
     [line] = outcome(folder, stack, text[:where] + bad + text[where:]).problems()
-    line_number = text[:where].count("\n") + 1
+    line_number = text[:where].count(eol) + 1
     assert line.startswith(f"Pulumi.{stack}.yaml: (file): line {line_number}: character U+{ord(bad):04X} ")
+
+
+@GENERATED
+@given(stack=stacks, data=st.data(), bad=st.sampled_from(["@", "`", "\t"]))
+def test_a_character_that_cannot_start_a_key_is_named(folder: Path, stack: str, data: st.DataObject, bad: str) -> None:
+    lines = (PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8").split("\n")
+    index = data.draw(st.sampled_from([i for i, text in enumerate(lines) if text.strip()[:1].isalpha()]))
+    lines[index] = bad + lines[index]
+    [line] = outcome(folder, stack, "\n".join(lines)).problems()
+    assert line.startswith(f"Pulumi.{stack}.yaml: (file): line {index + 1}: not valid YAML (")
+    assert repr(bad) in line or (bad == "\t" and "tab character" in line), line
 
 
 @GENERATED
