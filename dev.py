@@ -113,6 +113,9 @@ def test(args: list[str]) -> int:
 
 
 def golden(args: list[str]) -> int:
+    if args:
+        print(f"python3 dev.py golden takes no arguments, not: {' '.join(args)}", file=sys.stderr)
+        return 2
     for stack in ("staging", "production"):
         status = _in_venv("-m", "offline.plan", stack, "--out", str(ROOT / "tests" / "golden" / stack))
         if status:

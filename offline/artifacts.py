@@ -29,14 +29,23 @@ def write_artifacts(run: StackRun, out: Path, *, owned: bool = False) -> list[Pa
     """
     check_folder(out, owned=owned)
     files = _artifacts(run, out)
-    _remove_stale(out, keep={*files, out / MARKER})
-    for path, text in [*files.items(), (out / MARKER, MARKER_TEXT)]:
-        _write(path, text)
+    try:
+        _remove_stale(out, keep={*files, out / MARKER})
+        for path, text in [*files.items(), (out / MARKER, MARKER_TEXT)]:
+            _write(path, text)
+    except OSError as error:  # what a folder check cannot foresee: a full disk, a read-only or special file system
+        raise ArtifactFolderError(f"--out {out}: cannot write there ({error}); choose another --out") from None
     return list(files)
 
 
 def check_folder(out: Path, *, owned: bool) -> None:
-    """Refuse a folder with files the plan did not write: `write_artifacts` would delete them."""
+    """Refuse a folder the plan cannot fill, or one with files it did not write, which `write_artifacts` would
+    delete."""
+    if out.exists() and not out.is_dir():
+        raise ArtifactFolderError(f"--out {out}: not a folder; give a folder (it is created when missing)")
+    nearest = next(path for path in (out, *out.parents) if path.exists())
+    if not nearest.is_dir():
+        raise ArtifactFolderError(f"--out {out}: {nearest} is not a folder; choose another --out")
     if out.exists() and any(out.iterdir()) and not owned and not (out / MARKER).exists():
         raise ArtifactFolderError(f"{out} is not empty and was not written by the offline plan; choose another --out")
 

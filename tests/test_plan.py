@@ -18,7 +18,7 @@ import pytest
 from pulumi.runtime.proto import resource_pb2
 
 from offline import plan
-from offline.artifacts import MARKER, write_artifacts
+from offline.artifacts import MARKER, ArtifactFolderError, write_artifacts
 from offline.harness import resource_options
 from offline.program_copy import copy_program
 from offline.stack_files import PROJECT_ROOT
@@ -76,6 +76,12 @@ def test_a_reader_that_stops_early_ends_the_command_as_sigpipe_would_without_a_t
     finally:
         os.close(writer)
     assert (result.returncode, result.stderr) == (141, "")
+
+
+def test_golden_refuses_arguments_instead_of_ignoring_them() -> None:
+    result = _run([*DEV, "golden", "staging"])
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "python3 dev.py golden takes no arguments, not: staging\n"
 
 
 def test_plan_help_exits_0_and_names_dev_py(capsys: pytest.CaptureFixture[str]) -> None:
@@ -197,6 +203,24 @@ def test_plan_never_empties_a_folder_it_did_not_write(tmp_path: Path, capsys: py
     fresh = tmp_path / "fresh"
     first = write_artifacts(recorded("staging"), fresh)
     assert write_artifacts(recorded("staging"), fresh) == first, "a rerun reuses its folder"
+
+
+@pytest.mark.parametrize(
+    ("out", "problem"), [("a-file", "not a folder"), ("a-file/inside", "a-file is not a folder; choose another --out")]
+)
+def test_an_out_that_is_no_folder_is_refused_before_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], out: str, problem: str
+) -> None:
+    (tmp_path / "a-file").write_text("mine")
+    assert plan.main(["staging", "--out", str(tmp_path / out)]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: --out {tmp_path / out}: ") and problem in line
+    assert (tmp_path / "a-file").read_text() == "mine"
+
+
+def test_an_out_the_plan_cannot_write_is_one_error_not_a_traceback() -> None:
+    with pytest.raises(ArtifactFolderError, match=r"^--out /proc/swarm-cluster-plan: cannot write there \("):
+        write_artifacts(recorded("staging"), Path("/proc/swarm-cluster-plan"))  # /proc takes no new folders
 
 
 def test_a_rerun_leaves_exactly_the_plans_files_and_rewrites_only_changes(tmp_path: Path) -> None:
