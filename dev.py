@@ -112,9 +112,15 @@ def test(args: list[str]) -> int:
     return 1 if failed else 0
 
 
-def golden(args: list[str]) -> int:
+def _refused(command: str, args: list[str]) -> bool:
+    """A command without arguments says so instead of ignoring them (`docs --check` would have rewritten files)."""
     if args:
-        print(f"python3 dev.py golden takes no arguments, not: {' '.join(args)}", file=sys.stderr)
+        print(f"python3 dev.py {command} takes no arguments, not: {' '.join(args)}", file=sys.stderr)
+    return bool(args)
+
+
+def golden(args: list[str]) -> int:
+    if _refused("golden", args):
         return 2
     for stack in ("staging", "production"):
         status = _in_venv("-m", "offline.plan", stack, "--out", str(ROOT / "tests" / "golden" / stack))
@@ -124,7 +130,7 @@ def golden(args: list[str]) -> int:
 
 
 def docs(args: list[str]) -> int:
-    return _in_venv("-m", "offline.config_docs", *args)
+    return 2 if _refused("docs", args) else _in_venv("-m", "offline.config_docs")
 
 
 # One row per command; the usage text is built from this table.

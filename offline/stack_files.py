@@ -153,7 +153,12 @@ def _engine_text(value: Any) -> str:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")  # the CLI skips a UTF-8 byte order mark too
+    try:
+        data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")  # the CLI skips a UTF-8 byte order mark too
+    except OSError as error:  # a project without Pulumi.yaml, a stack file that is a folder
+        raise StackFileError(
+            f"{path.name}: (file): cannot read it ({error.strerror}); it must be a file in {path.parent}"
+        ) from None
     try:
         document = load_yaml(data.decode("utf-8"))
     except UnicodeDecodeError as error:

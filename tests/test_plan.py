@@ -78,10 +78,11 @@ def test_a_reader_that_stops_early_ends_the_command_as_sigpipe_would_without_a_t
     assert (result.returncode, result.stderr) == (141, "")
 
 
-def test_golden_refuses_arguments_instead_of_ignoring_them() -> None:
-    result = _run([*DEV, "golden", "staging"])
+@pytest.mark.parametrize(("command", "argument"), [("golden", "staging"), ("docs", "--check")])
+def test_commands_without_arguments_refuse_them_instead_of_ignoring_them(command: str, argument: str) -> None:
+    result = _run([*DEV, command, argument])
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == "python3 dev.py golden takes no arguments, not: staging\n"
+    assert result.stderr == f"python3 dev.py {command} takes no arguments, not: {argument}\n"
 
 
 def test_plan_help_exits_0_and_names_dev_py(capsys: pytest.CaptureFixture[str]) -> None:
@@ -191,6 +192,16 @@ def test_plan_of_a_broken_stack_file_exits_2_without_traceback(tmp_path: Path) -
 def test_plan_of_an_unknown_stack_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert plan.main(["--stack", "qa"]) == 2
     assert "Pulumi.qa.yaml: no such stack file; the stacks are: production, staging" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["Pulumi.staging.yaml", "Pulumi.yaml"])
+def test_a_project_file_that_cannot_be_read_is_named(tmp_path: Path, name: str) -> None:
+    project = copy_program(tmp_path)
+    (project / name).unlink()
+    (project / name).mkdir()
+    result = plan_in_process(project, "staging")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"error: {name}: (file): cannot read it (Is a directory); it must be a file in {project}\n"
 
 
 def test_plan_never_empties_a_folder_it_did_not_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
