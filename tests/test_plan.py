@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -76,6 +77,21 @@ def test_a_reader_that_stops_early_ends_the_command_as_sigpipe_would_without_a_t
     finally:
         os.close(writer)
     assert (result.returncode, result.stderr) == (141, "")
+
+
+def test_ctrl_c_ends_the_command_as_sigint_would_without_a_traceback() -> None:
+    code = (
+        "import sys, time; from offline.command import as_command; "
+        "sys.exit(as_command(lambda: print('started', flush=True) or time.sleep(60) or 0))"
+    )
+    command = [sys.executable, "-c", code]
+    with subprocess.Popen(
+        command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as child:
+        assert child.stdout is not None and child.stdout.readline() == "started\n"
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=30)
+    assert (child.returncode, stderr) == (130, "")
 
 
 @pytest.mark.parametrize(("command", "argument"), [("golden", "staging"), ("docs", "--check")])
