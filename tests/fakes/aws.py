@@ -73,7 +73,7 @@ _THROTTLE_CODE = {
 _S3_IGNORED_HEADERS = frozenset(
     ("host", "authorization", "x-amz-date", "x-amz-content-sha256", "x-amz-security-token", "content-length")
 )
-_JSON_TYPE = {"Content-Type": "application/x-amz-json-1.1"}
+_JSON_TYPE = "application/x-amz-json-1.1"
 _CREDENTIAL = re.compile(
     r"Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, SignedHeaders=([^,]+), Signature=(\w+)"
 )
@@ -256,9 +256,7 @@ class FakeAws(FakeServer):
 
     def _error(self, request: Request, fault: AwsFault) -> Reply:
         if "x-amz-target" in request.headers:
-            return Reply(
-                fault.status, json.dumps({"__type": fault.code, "message": fault.message}).encode(), _JSON_TYPE
-            )
+            return Reply.json({"__type": fault.code, "message": fault.message}, fault.status, _JSON_TYPE)
         if "/s3/aws4_request" in request.headers.get("authorization", ""):
             inner = f"<Code>{fault.code}</Code><Message>{escape(fault.message)}</Message>"
             return Reply.text(f"<Error>{inner}<RequestId>fake</RequestId></Error>", fault.status, "application/xml")
@@ -326,7 +324,7 @@ class FakeAws(FakeServer):
             raise self._violation(400, _VALIDATION_CODE[service], f"{action}: {error}") from None
         self.calls.append(Call(service, action, params))
         self._scripted_failure(service, action)
-        return Reply(200, json.dumps(getattr(self, f"_ssm_{action}")(params)).encode(), _JSON_TYPE)
+        return Reply.json(getattr(self, f"_ssm_{action}")(params), content_type=_JSON_TYPE)
 
     def _ssm_GetParameter(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["Name"]

@@ -38,8 +38,8 @@ class Reply:
     delay: float = 0.0  # seconds to wait before answering (outside the fake's lock)
 
     @classmethod
-    def json(cls, data: Any, status: int = 200) -> Reply:
-        return cls(status, json.dumps(data).encode(), {"Content-Type": "application/json"})
+    def json(cls, data: Any, status: int = 200, content_type: str = "application/json") -> Reply:
+        return cls(status, json.dumps(data).encode(), {"Content-Type": content_type})
 
     @classmethod
     def text(cls, text: str, status: int = 200, content_type: str = "text/plain", *, delay: float = 0.0) -> Reply:
