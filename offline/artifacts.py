@@ -41,12 +41,13 @@ def write_artifacts(run: StackRun, out: Path, *, owned: bool = False) -> list[Pa
 def check_folder(out: Path, *, owned: bool) -> None:
     """Refuse a folder the plan cannot fill, or one with files it did not write, which `write_artifacts` would
     delete."""
-    if out.exists() and not out.is_dir():
-        raise ArtifactFolderError(f"--out {out}: not a folder; give a folder (it is created when missing)")
-    nearest = next(path for path in (out, *out.parents) if path.exists())
+    nearest = next(path for path in (out, *out.parents) if path.exists())  # `out` itself, or where it would go
     if not nearest.is_dir():
-        raise ArtifactFolderError(f"--out {out}: {nearest} is not a folder; choose another --out")
-    if out.exists() and any(out.iterdir()) and not owned and not (out / MARKER).exists():
+        where = "not a folder; give a folder (it is created when missing)"
+        if nearest != out:
+            where = f"{nearest} is not a folder; choose another --out"
+        raise ArtifactFolderError(f"--out {out}: {where}")
+    if nearest == out and any(out.iterdir()) and not owned and not (out / MARKER).exists():
         raise ArtifactFolderError(f"{out} is not empty and was not written by the offline plan; choose another --out")
 
 
